@@ -1,0 +1,3 @@
+from dltoolkit.cli import main
+
+main()

@@ -1,0 +1,327 @@
+"""The ``dltk`` command line: a thin layer over the Python API.
+
+Keras (and with it TensorFlow, JAX or torch) is imported only inside commands, after the
+backend is chosen, so ``dltk --help`` and ``dltk recipe list`` stay fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dltoolkit import __version__
+from dltoolkit.config import BACKENDS, RunConfig, load_config, read_yaml, recipe_names, recipe_path
+from dltoolkit.errors import DltkError
+
+
+class _UserError(click.ClickException):
+    """A DltkError shown as ``Error: <one line>`` with exit code 2."""
+
+    exit_code = 2
+
+
+def _one_line_errors(function: Callable) -> Callable:
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except DltkError as error:
+            raise _UserError(str(error)) from None
+
+    return wrapper
+
+
+def _run_options(function: Callable) -> Callable:
+    """Options shared by ``dltk recipe NAME`` and ``dltk train CONFIG``."""
+    options = [
+        click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Override a config value, e.g. --set train.epochs=5 "
+            "--set model.filters=[32,64]. Repeatable.",
+        ),
+        click.option(
+            "--data",
+            "data_source",
+            metavar="SOURCE",
+            help="Data source: builtin:NAME, images:PATH, npz:PATH or tfds:NAME.",
+        ),
+        click.option(
+            "--backend",
+            type=click.Choice(BACKENDS),
+            help="Keras backend (default: config, then $KERAS_BACKEND, then tensorflow).",
+        ),
+        click.option(
+            "--seed", type=int, help="Random seed for the split, initialisation and shuffling."
+        ),
+        click.option(
+            "--output",
+            "output_dir",
+            type=click.Path(file_okay=False),
+            help="Root folder for run directories (default: runs).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _apply_flags(
+    config: RunConfig, data_source: str | None, seed: int | None, output_dir: str | None
+) -> RunConfig:
+    if data_source is not None:
+        config.data.source = data_source
+    if seed is not None:
+        config.seed = seed
+    if output_dir is not None:
+        config.output_dir = output_dir
+    return config
+
+
+def _train(config: RunConfig, backend: str | None) -> None:
+    from dltoolkit.backend import requested_backend, use_backend
+
+    config.backend = use_backend(requested_backend(backend, config.backend))
+    from dltoolkit import training
+
+    training.run(config, echo=click.echo)
+
+
+# === Root ===
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dltk")
+def main() -> None:
+    """dltk: train, evaluate, export and serve Keras models from YAML recipes."""
+
+
+# === dltk recipe ===
+
+
+class RecipeGroup(click.Group):
+    """``dltk recipe list``, ``dltk recipe show NAME`` and ``dltk recipe NAME [options]``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return ["list", "show", *recipe_names()]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is not None:
+            return command
+        if name in recipe_names():
+            return _recipe_command(name)
+        return _unknown_recipe_command(name)
+
+
+def _recipe_description(name: str) -> str:
+    try:
+        return str(read_yaml(recipe_path(name)).get("description", "")).strip()
+    except DltkError as error:
+        return f"(unreadable: {error})"
+
+
+def _recipe_command(name: str) -> click.Command:
+    @click.command(name=name, help=_recipe_description(name))
+    @_run_options
+    @_one_line_errors
+    def command(overrides, data_source, backend, seed, output_dir):
+        config = _apply_flags(load_config(name, overrides), data_source, seed, output_dir)
+        _train(config, backend)
+
+    return command
+
+
+def _unknown_recipe_command(name: str) -> click.Command:
+    @click.command(
+        name=name, context_settings={"ignore_unknown_options": True}, add_help_option=False
+    )
+    @click.argument("ignored", nargs=-1, type=click.UNPROCESSED)
+    @_one_line_errors
+    def command(ignored):
+        recipe_path(name)  # raises the "unknown recipe ... did you mean" error
+
+    return command
+
+
+@main.group(cls=RecipeGroup)
+def recipe() -> None:
+    """Run a recipe (`dltk recipe cnn-image`), list recipes or show one's resolved YAML."""
+
+
+@recipe.command("list")
+def recipe_list() -> None:
+    """Print every recipe with a one-line description."""
+    names = recipe_names()
+    width = max(map(len, names), default=0)
+    for name in names:
+        click.echo(f"{name:<{width}}  {_recipe_description(name)}")
+
+
+@recipe.command("show")
+@click.argument("name")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config value before showing it. Repeatable.",
+)
+@click.option("--backend", type=click.Choice(BACKENDS), help="Keras backend to resolve under.")
+@_one_line_errors
+def recipe_show(name: str, overrides: tuple[str, ...], backend: str | None) -> None:
+    """Print recipe NAME's fully resolved YAML (defaults and builder arguments filled in)."""
+    from dltoolkit.backend import requested_backend, use_backend
+
+    config = load_config(name, overrides)
+    use_backend(requested_backend(backend, config.backend))
+    from dltoolkit.training import resolve
+
+    click.echo(resolve(config).to_yaml(), nl=False)
+
+
+# === dltk train / evaluate / export / predict ===
+
+
+@main.command()
+@click.argument("config_file", type=click.Path(dir_okay=False))
+@_run_options
+@_one_line_errors
+def train(config_file, overrides, data_source, backend, seed, output_dir) -> None:
+    """Train from a YAML config (e.g. a run directory's config.yaml)."""
+    if not Path(config_file).is_file():
+        raise DltkError(f"config file {config_file!r} does not exist; pass a YAML file.")
+    config = _apply_flags(load_config(config_file, overrides), data_source, seed, output_dir)
+    _train(config, backend)
+
+
+def _run_dir_of(path: str) -> Path:
+    run_dir = Path(path)
+    missing = [name for name in ("config.yaml", "model.keras") if not (run_dir / name).is_file()]
+    if not run_dir.is_dir() or missing:
+        raise DltkError(
+            f"{path!r} is not a run directory (missing {', '.join(missing) or 'folder'}); "
+            "pass a folder written by `dltk recipe` or `dltk train`."
+        )
+    return run_dir
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--backend", type=click.Choice(BACKENDS), help="Keras backend to evaluate on.")
+@_one_line_errors
+def evaluate(run_dir: str, backend: str | None) -> None:
+    """Re-evaluate a run's model.keras on its test split and print the metrics as JSON."""
+    from dltoolkit.backend import requested_backend, use_backend
+
+    directory = _run_dir_of(run_dir)
+    config = load_config(directory / "config.yaml")
+    use_backend(requested_backend(backend, config.backend))
+    from dltoolkit.evaluation import evaluate_run
+
+    click.echo(json.dumps(evaluate_run(directory), indent=2))
+
+
+@main.command(name="export")
+@click.argument("model_path", type=click.Path())
+@click.option(
+    "--name",
+    "model_name",
+    help="Model name in the repository (default: the run's export.model_name or recipe).",
+)
+@click.option(
+    "--repository",
+    type=click.Path(file_okay=False),
+    help="Model repository root (default: the run's export.directory or saved_models).",
+)
+@_one_line_errors
+def export_command(model_path: str, model_name: str | None, repository: str | None) -> None:
+    """Export a run directory or a .keras file as the next SavedModel version."""
+    from dltoolkit.backend import use_backend
+
+    path = Path(model_path)
+    class_names = None
+    defaults: dict[str, Any] = {"name": path.stem, "repository": "saved_models"}
+    if path.is_dir():
+        directory = _run_dir_of(model_path)
+        config = load_config(directory / "config.yaml")
+        defaults = {
+            "name": config.export.model_name or config.name,
+            "repository": config.export.directory,
+        }
+        path = directory / "model.keras"
+    elif path.suffix != ".keras" or not path.is_file():
+        raise DltkError(f"{model_path!r} is neither a run directory nor an existing .keras file.")
+    class_names = _class_names_beside(path)
+    use_backend("tensorflow")
+    from dltoolkit.export import export_saved_model
+
+    target = export_saved_model(
+        path, repository or defaults["repository"], model_name or defaults["name"], class_names
+    )
+    click.echo(str(target))
+
+
+def _class_names_beside(model_path: Path) -> list[str] | None:
+    metrics = model_path.parent / "metrics.json"
+    if metrics.is_file():
+        return json.loads(metrics.read_text()).get("data", {}).get("class_names")
+    return None
+
+
+@main.command()
+@click.argument("model_path", type=click.Path())
+@click.option(
+    "--data",
+    "data_source",
+    required=True,
+    metavar="SOURCE",
+    help="Inputs: images:PATH (any images below PATH), npz:PATH (array x) or builtin:NAME.",
+)
+@click.option(
+    "--output",
+    "output_file",
+    default="predictions.csv",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="CSV file to write (never overwritten).",
+)
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--backend", type=click.Choice(BACKENDS), help="Keras backend to predict on.")
+@_one_line_errors
+def predict(model_path, data_source, output_file, batch_size, backend) -> None:
+    """Predict classes with a run directory's or a .keras file's model; write a CSV."""
+    from dltoolkit.backend import requested_backend, use_backend
+
+    path = Path(model_path)
+    if path.is_dir():
+        path = _run_dir_of(model_path) / "model.keras"
+    if path.suffix != ".keras" or not path.is_file():
+        raise DltkError(f"{model_path!r} is neither a run directory nor an existing .keras file.")
+    if Path(output_file).exists():
+        raise DltkError(
+            f"output file {output_file!r} already exists and will not be overwritten; "
+            "choose another --output."
+        )
+    use_backend(requested_backend(backend, None))
+    from dltoolkit.evaluation import predict_source
+
+    rows = predict_source(path, data_source, batch_size, _class_names_beside(path))
+    with open(output_file, "x", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    click.echo(f"{len(rows)} predictions written to {output_file}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""Run configuration: defaults -> recipe or config file -> overrides, validated, dumped as YAML.
+
+A run is described by a :class:`RunConfig`. ``load_config`` reads a recipe name or a YAML
+file, ``apply_overrides`` applies ``--set section.key=value`` strings, and ``to_yaml`` writes
+the resolved configuration that ``dltk train`` accepts again. Nothing here imports Keras,
+so a configuration can be read before the backend is chosen.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dltoolkit.errors import ConfigError, did_you_mean
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how it is split.
+
+    ``source`` is ``builtin:NAME``, ``images:PATH``, ``npz:PATH`` or ``tfds:NAME``.
+    """
+
+    source: str = "builtin:digits"
+    image_size: list[int] | None = None
+    color_mode: str = "rgb"
+    validation_split: float = 0.15
+    test_split: float = 0.15
+    data_dir: str | None = None
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """keras.callbacks.EarlyStopping settings; ``patience: null`` turns it off."""
+
+    monitor: str = "val_loss"
+    patience: int | None = 10
+    restore_best_weights: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings."""
+
+    epochs: int = 20
+    batch_size: int = 32
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    loss: str | None = None
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    verbose: int = 2
+
+
+@dataclass
+class ExportConfig:
+    """SavedModel export into a TF Serving model repository."""
+
+    enabled: bool = True
+    model_name: str | None = None
+    directory: str = "saved_models"
+
+
+@dataclass
+class RunConfig:
+    """Everything one run needs. ``model`` holds ``builder`` plus that builder's arguments."""
+
+    name: str
+    description: str = ""
+    task: str = "classification"
+    seed: int = 0
+    backend: str | None = None
+    output_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: dict[str, Any] = field(default_factory=lambda: {"builder": "cnn"})
+    train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict in declaration order."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        """The resolved configuration as YAML, loadable with :func:`load_config`."""
+        return yaml.dump(self.to_dict(), Dumper=_ConfigDumper, sort_keys=False, width=100)
+
+
+TASKS = ("classification",)
+
+
+class _ConfigDumper(yaml.SafeDumper):
+    """Block-style mappings, one-line lists: ``filters: [32, 64]``."""
+
+
+_ConfigDumper.add_representer(
+    list,
+    lambda dumper, value: dumper.represent_sequence(
+        "tag:yaml.org,2002:seq", value, flow_style=True
+    ),
+)
+
+
+# === Recipes ===
+
+
+def recipes_dir() -> Path:
+    """Folder holding the recipe YAML files (inside the wheel, or the source checkout)."""
+    bundled = Path(__file__).parent / "recipes"
+    return bundled if bundled.is_dir() else Path(__file__).parent.parent / "recipes"
+
+
+def recipe_names() -> list[str]:
+    """Names of the recipes that ship with the toolkit."""
+    return sorted(path.stem for path in recipes_dir().glob("*.yaml"))
+
+
+def recipe_path(name: str) -> Path:
+    """Path of recipe ``name``; unknown names raise with a suggestion."""
+    path = recipes_dir() / f"{name}.yaml"
+    if not path.is_file():
+        names = recipe_names()
+        raise ConfigError(
+            f"unknown recipe {name!r}{did_you_mean(name, names)}; "
+            f"known recipes: {', '.join(names)}. List them with `dltk recipe list`."
+        )
+    return path
+
+
+# === Loading ===
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with one-line errors for missing or malformed files."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist; pass a YAML file path.")
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path} is not valid YAML{where}: fix the syntax.") from None
+    if not isinstance(content, dict):
+        raise ConfigError(
+            f"{path} holds a {type(content).__name__}, expected a mapping of sections "
+            "(name, data, model, train, ...)."
+        )
+    return content
+
+
+def load_config(recipe_or_file: str | Path, overrides: typing.Sequence[str] = ()) -> RunConfig:
+    """Load a recipe by name or a YAML file, apply ``key=value`` overrides, validate.
+
+    Args:
+        recipe_or_file: a recipe name (``cnn-image``) or a path to a YAML file.
+        overrides: strings like ``train.epochs=5`` or ``model.filters=[32,64]``.
+
+    Returns:
+        The validated RunConfig.
+    """
+    text = str(recipe_or_file)
+    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        raw = read_yaml(text)
+    else:
+        raw = read_yaml(recipe_path(text))
+        raw.setdefault("name", text)
+    raw = apply_overrides(raw, overrides)
+    return from_dict(raw)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into (["a", "b"], parsed YAML value)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(
+            f"override {text!r} is not of the form section.key=value (e.g. --set train.epochs=5)."
+        )
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"override {text!r}: value {value!r} is not valid YAML.") from None
+    return key.strip().split("."), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: typing.Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``a.b=value`` override set."""
+    raw = copy.deepcopy(raw)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = raw
+        for depth, key in enumerate(keys[:-1]):
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                dotted = ".".join(keys[: depth + 1])
+                raise ConfigError(
+                    f"override {text!r}: {dotted} is a value, not a section; "
+                    f"set {dotted}=... instead."
+                )
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+# === Validation ===
+
+
+def from_dict(raw: dict[str, Any]) -> RunConfig:
+    """Build a RunConfig from nested dicts, with dotted-path errors for bad keys and types."""
+    if "name" not in raw:
+        raise ConfigError("config has no 'name'; add e.g. `name: my-run` at the top level.")
+    config = _build_dataclass(RunConfig, raw, "")
+    _check_values(config)
+    return config
+
+
+def _build_dataclass(cls: type, raw: Any, path: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path or 'config'} must be a mapping, received {type(raw).__name__} {raw!r}."
+        )
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            dotted = f"{path}.{key}" if path else str(key)
+            suggestions = [f"{path}.{name}" if path else name for name in fields]
+            raise ConfigError(
+                f"unknown config key {dotted!r}{did_you_mean(dotted, suggestions)}; "
+                f"valid keys{' in ' + path if path else ''}: {', '.join(fields)}."
+            )
+    values = {}
+    for name, value in raw.items():
+        dotted = f"{path}.{name}" if path else name
+        values[name] = coerce(value, hints[name], dotted)
+    return cls(**values)
+
+
+def coerce(value: Any, annotation: Any, path: str) -> Any:
+    """Check ``value`` against a type annotation, converting int -> float and tuple -> list.
+
+    Raises ConfigError naming ``path``, the value received and the type expected.
+    """
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return coerce(value, option, path)
+            except ConfigError:
+                continue
+        raise _type_error(path, value, annotation)
+    if dataclasses.is_dataclass(annotation):
+        return _build_dataclass(annotation, value, path)
+    if annotation is Any:
+        return value
+    if origin is typing.Literal:
+        if value in typing.get_args(annotation):
+            return value
+        raise _type_error(path, value, annotation)
+    if origin in (list, tuple, collections.abc.Sequence):
+        if not isinstance(value, (list, tuple)):
+            raise _type_error(path, value, annotation)
+        args = typing.get_args(annotation)
+        item_type = args[0] if args else Any
+        return [coerce(item, item_type, f"{path}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _type_error(path, value, annotation)
+        return value
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _type_error(path, value, annotation)
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _type_error(path, value, annotation)
+    if annotation in (str, bool):
+        if isinstance(value, annotation):
+            return value
+        raise _type_error(path, value, annotation)
+    raise TypeError(f"unsupported annotation {annotation!r} at {path}")
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(arg) for arg in typing.get_args(annotation))
+    if origin is not None:
+        args = typing.get_args(annotation)
+        inner = f" of {_type_name(args[0])}" if args else ""
+        return f"a list{inner}"
+    plain = {
+        type(None): "null",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "true or false",
+    }
+    return plain.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _type_error(path: str, value: Any, annotation: Any) -> ConfigError:
+    return ConfigError(
+        f"{path} must be {_type_name(annotation)}, received {value!r} "
+        f"({type(value).__name__}); fix it in the config or with --set {path}=..."
+    )
+
+
+def _check_values(config: RunConfig) -> None:
+    def fail(path: str, value: Any, expected: str) -> None:
+        raise ConfigError(f"{path} must be {expected}, received {value!r}.")
+
+    if config.backend is not None and config.backend not in BACKENDS:
+        fail("backend", config.backend, "one of " + ", ".join(BACKENDS) + " (or null)")
+    if config.task not in TASKS:
+        fail("task", config.task, "one of " + ", ".join(TASKS))
+    data = config.data
+    for key in ("validation_split", "test_split"):
+        value = getattr(data, key)
+        if not 0.0 < value < 1.0:
+            fail(f"data.{key}", value, "a fraction between 0 and 1 (exclusive)")
+    if data.validation_split + data.test_split >= 0.9:
+        fail(
+            "data.validation_split + data.test_split",
+            round(data.validation_split + data.test_split, 4),
+            "below 0.9 so that training keeps at least 10% of the data",
+        )
+    if data.image_size is not None and (len(data.image_size) != 2 or min(data.image_size) < 1):
+        fail("data.image_size", data.image_size, "[height, width] of positive integers")
+    if data.color_mode not in ("rgb", "grayscale", "rgba"):
+        fail("data.color_mode", data.color_mode, "one of 'rgb', 'grayscale', 'rgba'")
+    train = config.train
+    if train.epochs < 1:
+        fail("train.epochs", train.epochs, "a positive integer")
+    if train.batch_size < 1:
+        fail("train.batch_size", train.batch_size, "a positive integer")
+    if not train.learning_rate > 0:
+        fail("train.learning_rate", train.learning_rate, "a positive number")
+    if train.early_stopping.patience is not None and train.early_stopping.patience < 0:
+        fail("train.early_stopping.patience", train.early_stopping.patience, ">= 0 or null")
+    if not isinstance(config.model.get("builder"), str):
+        fail("model.builder", config.model.get("builder"), "the name of a model builder")

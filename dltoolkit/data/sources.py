@@ -1,0 +1,194 @@
+"""Parsing ``kind:location`` data sources and splitting them into train/validation/test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dltoolkit.config import DataConfig
+from dltoolkit.errors import DataError, did_you_mean
+
+
+@dataclass
+class LabelledArrays:
+    """Examples ``x`` with integer labels ``y`` indexing ``class_names``."""
+
+    x: np.ndarray
+    y: np.ndarray
+    class_names: list[str]
+    file_paths: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ArraySplits:
+    """A train/validation/test split of labelled arrays."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list[str]
+    source: str
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one example."""
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    def sizes(self) -> dict[str, int]:
+        """Number of examples per split."""
+        return {"train": len(self.y_train), "validation": len(self.y_val), "test": len(self.y_test)}
+
+
+Loader = Callable[[str, DataConfig], LabelledArrays]
+
+
+def _loaders() -> dict[str, Loader]:
+    # Imported here so that each source's dependencies load only when it is used.
+    from dltoolkit.data import builtin, images, npz, tfds_source
+
+    return {
+        "builtin": builtin.load,
+        "images": images.load,
+        "npz": npz.load,
+        "tfds": tfds_source.load,
+    }
+
+
+SOURCE_KINDS = ("builtin", "images", "npz", "tfds")
+
+
+def parse_source(source: str) -> tuple[str, str]:
+    """Split ``kind:location`` and check the kind."""
+    kind, sep, location = source.partition(":")
+    if not sep or not location:
+        raise DataError(
+            f"data source {source!r} is not of the form KIND:LOCATION; expected one of "
+            "builtin:NAME, images:PATH, npz:PATH, tfds:NAME (e.g. --data builtin:digits)."
+        )
+    if kind not in SOURCE_KINDS:
+        raise DataError(
+            f"unknown data source kind {kind!r} in {source!r}{did_you_mean(kind, SOURCE_KINDS)}; "
+            f"expected one of {', '.join(SOURCE_KINDS)}."
+        )
+    return kind, location
+
+
+def load_labelled(config: DataConfig) -> LabelledArrays:
+    """Load every labelled example of ``config.source``."""
+    kind, location = parse_source(config.source)
+    data = _loaders()[kind](location, config)
+    _check_labelled(data, config.source)
+    return data
+
+
+def load_unlabelled(source: str, config: DataConfig) -> tuple[np.ndarray, list[str]]:
+    """Load inputs for prediction: (x, identifiers). Labels, if any, are ignored.
+
+    ``images:PATH`` may be a folder of class subfolders or a flat folder of images.
+    """
+    kind, location = parse_source(source)
+    if kind == "images":
+        from dltoolkit.data import images
+
+        return images.load_unlabelled(location, config)
+    if kind == "npz":
+        from dltoolkit.data import npz
+
+        data = npz.load(location, config, require_labels=False)
+    else:
+        data = _loaders()[kind](location, config)
+    identifiers = data.file_paths or [str(index) for index in range(len(data.x))]
+    return data.x, identifiers
+
+
+def _check_labelled(data: LabelledArrays, source: str) -> None:
+    if len(data.x) == 0:
+        raise DataError(f"data source {source!r} holds no examples.")
+    if len(data.x) != len(data.y):
+        raise DataError(
+            f"data source {source!r}: {len(data.x)} inputs but {len(data.y)} labels; "
+            "they must have the same length."
+        )
+    if not np.all(np.isfinite(data.x)):
+        raise DataError(
+            f"data source {source!r} contains NaN or infinite input values; "
+            "clean or impute them first."
+        )
+    if len(data.class_names) < 2:
+        raise DataError(
+            f"data source {source!r} has {len(data.class_names)} class; "
+            "classification needs at least 2."
+        )
+
+
+def split_stratified(
+    data: LabelledArrays, validation_split: float, test_split: float, seed: int, source: str
+) -> ArraySplits:
+    """Deterministic stratified split into train/validation/test fractions."""
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(len(data.y))
+    counts = np.bincount(data.y, minlength=len(data.class_names))
+    if counts.min() < 3:
+        rare = data.class_names[int(counts.argmin())]
+        raise DataError(
+            f"data source {source!r}: class {rare!r} has {int(counts.min())} example(s); "
+            "each class needs at least 3 for a stratified train/validation/test split."
+        )
+    try:
+        rest, test = train_test_split(
+            indices, test_size=test_split, stratify=data.y, random_state=seed
+        )
+        relative_validation = validation_split / (1.0 - test_split)
+        train, validation = train_test_split(
+            rest, test_size=relative_validation, stratify=data.y[rest], random_state=seed
+        )
+    except ValueError as error:
+        raise DataError(
+            f"data source {source!r} cannot be split with validation_split={validation_split} "
+            f"and test_split={test_split} ({error}); use more data or larger fractions."
+        ) from None
+    return ArraySplits(
+        x_train=data.x[train],
+        y_train=data.y[train],
+        x_val=data.x[validation],
+        y_val=data.y[validation],
+        x_test=data.x[test],
+        y_test=data.y[test],
+        class_names=data.class_names,
+        source=source,
+    )
+
+
+def load_dataset(config: DataConfig, seed: int) -> ArraySplits:
+    """Load ``config.source`` and split it deterministically from ``seed``."""
+    data = load_labelled(config)
+    return split_stratified(data, config.validation_split, config.test_split, seed, config.source)
+
+
+def labels_to_indices(labels: np.ndarray, source: str) -> tuple[np.ndarray, list[str]]:
+    """Map arbitrary labels (ints or strings) to 0..K-1 and the sorted class names."""
+    if labels.ndim != 1:
+        raise DataError(
+            f"data source {source!r}: labels have shape {labels.shape}, expected one "
+            "label per example (a 1-D array)."
+        )
+    if labels.dtype.kind == "f":
+        if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
+            raise DataError(
+                f"data source {source!r}: labels are non-integer floats; "
+                "classification expects integer or string class labels."
+            )
+        labels = labels.astype(np.int64)
+    classes, indices = np.unique(labels, return_inverse=True)
+    return indices.astype(np.int64), [str(name) for name in classes]

@@ -1,0 +1,169 @@
+"""Convolutional networks over 1-D sequences or 2-D images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import keras
+
+from dltoolkit.errors import ConfigError
+from dltoolkit.models.registry import MODELS
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def apply_conv_block(
+    x,
+    filters: int,
+    *,
+    rank: int,
+    kernel_size: int,
+    convolutions: int,
+    pool_size: int,
+    batch_norm: bool,
+    activation: str,
+    dropout: float,
+    name: str,
+):
+    """Conv (+BN) + activation, ``convolutions`` times, then max pooling and dropout."""
+    conv = keras.layers.Conv1D if rank == 1 else keras.layers.Conv2D
+    pool = keras.layers.MaxPooling1D if rank == 1 else keras.layers.MaxPooling2D
+    for index in range(convolutions):
+        x = conv(
+            filters,
+            kernel_size,
+            padding="same",
+            use_bias=not batch_norm,
+            name=f"{name}_conv{index + 1}",
+        )(x)
+        if batch_norm:
+            x = keras.layers.BatchNormalization(name=f"{name}_bn{index + 1}")(x)
+        x = keras.layers.Activation(activation, name=f"{name}_act{index + 1}")(x)
+    # Tiny inputs (8x8 digits) run out of resolution: pool only while there is some left.
+    spatial = x.shape[1 : 1 + rank]
+    if pool_size > 1 and all(size is None or size >= 2 * pool_size for size in spatial):
+        x = pool(pool_size, name=f"{name}_pool")(x)
+    if dropout > 0:
+        x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
+@MODELS.register("cnn")
+def cnn(
+    input_shape: Sequence[int],
+    output_units: int,
+    output_activation: str | None = "softmax",
+    *,
+    preprocessing: keras.layers.Layer | None = None,
+    input_name: str = "inputs",
+    name: str = "cnn",
+    filters: list[int] = (32, 64),
+    kernel_size: int = 3,
+    convolutions_per_block: int = 2,
+    pool_size: int = 2,
+    batch_norm: bool = True,
+    activation: str = "relu",
+    block_dropout: float = 0.1,
+    global_pooling: Literal["avg", "max", "flatten"] = "avg",
+    dense_units: list[int] = (128,),
+    dense_dropout: float = 0.3,
+) -> keras.Model:
+    """A stack of convolution blocks, global pooling, dense layers and an output head.
+
+    Inputs of rank 2 (steps, channels) get 1-D convolutions, rank 3 (height, width,
+    channels) 2-D ones.
+
+    Args:
+        input_shape: shape of one example, without the batch axis.
+        output_units: units of the output layer (classes, or targets).
+        output_activation: activation of the output layer.
+        preprocessing: optional layer applied to the raw input (e.g. an adapted
+            ``keras.layers.Normalization``), so the model takes raw data.
+        input_name: name of the input, which becomes the serving signature's input name.
+        name: model name.
+        filters: filters per convolution block; one block per entry.
+        kernel_size: convolution kernel size.
+        convolutions_per_block: convolutions before each pooling.
+        pool_size: max-pooling size after each block (skipped when the input is too small).
+        batch_norm: batch normalisation after each convolution.
+        activation: activation name for hidden layers (``relu``, ``gelu``, ``elu`` ...).
+        block_dropout: dropout rate after each block.
+        global_pooling: ``avg``, ``max`` or ``flatten`` between the blocks and dense layers.
+        dense_units: units of the dense layers before the output.
+        dense_dropout: dropout rate after each dense layer.
+
+    Returns:
+        An uncompiled keras.Model.
+
+    Example:
+        >>> model = cnn((8, 8, 1), 10, filters=[16, 32])
+    """
+    rank = len(input_shape) - 1
+    _check(
+        rank in (1, 2),
+        f"cnn needs inputs of shape (steps, channels) or (height, "
+        f"width, channels), received input_shape={tuple(input_shape)}.",
+    )
+    _check(
+        len(filters) > 0 and all(f > 0 for f in filters),
+        f"model.filters must be a non-empty list of positive integers, received {filters}.",
+    )
+    _check(kernel_size > 0, f"model.kernel_size must be positive, received {kernel_size}.")
+    _check(
+        convolutions_per_block > 0,
+        f"model.convolutions_per_block must be positive, received {convolutions_per_block}.",
+    )
+    _check(
+        all(u > 0 for u in dense_units),
+        f"model.dense_units must be positive integers, received {dense_units}.",
+    )
+    for label, rate in (("block_dropout", block_dropout), ("dense_dropout", dense_dropout)):
+        _check(0.0 <= rate < 1.0, f"model.{label} must be in [0, 1), received {rate}.")
+    _check(
+        global_pooling in ("avg", "max", "flatten"),
+        f"model.global_pooling must be avg, max or flatten, received {global_pooling!r}.",
+    )
+    try:
+        keras.activations.get(activation)
+    except ValueError:
+        raise ConfigError(f"model.activation {activation!r} is not a Keras activation.") from None
+
+    # === Layers ===
+    inputs = keras.Input(shape=tuple(input_shape), name=input_name)
+    x = preprocessing(inputs) if preprocessing is not None else inputs
+    for index, block_filters in enumerate(filters):
+        x = apply_conv_block(
+            x,
+            block_filters,
+            rank=rank,
+            kernel_size=kernel_size,
+            convolutions=convolutions_per_block,
+            pool_size=pool_size,
+            batch_norm=batch_norm,
+            activation=activation,
+            dropout=block_dropout,
+            name=f"block{index + 1}",
+        )
+    if global_pooling == "flatten":
+        x = keras.layers.Flatten(name="flatten")(x)
+    else:
+        pooling = {
+            (1, "avg"): keras.layers.GlobalAveragePooling1D,
+            (1, "max"): keras.layers.GlobalMaxPooling1D,
+            (2, "avg"): keras.layers.GlobalAveragePooling2D,
+            (2, "max"): keras.layers.GlobalMaxPooling2D,
+        }[(rank, global_pooling)]
+        x = pooling(name="global_pool")(x)
+    for index, units in enumerate(dense_units):
+        x = keras.layers.Dense(units, activation=activation, name=f"dense{index + 1}")(x)
+        if dense_dropout > 0:
+            x = keras.layers.Dropout(dense_dropout, name=f"dense{index + 1}_dropout")(x)
+    # The head stays float32 under mixed precision so probabilities are not rounded.
+    outputs = keras.layers.Dense(
+        output_units, activation=output_activation, dtype="float32", name="output"
+    )(x)
+    return keras.Model(inputs, outputs, name=name)

@@ -1,0 +1,217 @@
+"""One training run: data -> model -> fit -> evaluate -> baseline -> run directory -> export.
+
+Call :func:`run` after the Keras backend has been chosen (``dltoolkit.backend.use_backend``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from dltoolkit.backend import library_versions
+from dltoolkit.config import RunConfig
+from dltoolkit.data import ArraySplits, load_dataset
+from dltoolkit.errors import ConfigError
+from dltoolkit.export import check_model_name, export_saved_model
+from dltoolkit.models import MODELS, resolve_model_config
+from dltoolkit.runs import create_run_dir, write_json, write_text_atomic
+from dltoolkit.tasks import get_task
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "sgd": keras.optimizers.SGD,
+    "rmsprop": keras.optimizers.RMSprop,
+    "adagrad": keras.optimizers.Adagrad,
+    "nadam": keras.optimizers.Nadam,
+}
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a finished run produced."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    export_path: Path | None
+
+
+def resolve(config: RunConfig) -> RunConfig:
+    """Fill the model section with the builder's defaults and validate it (imports Keras)."""
+    resolved = dataclasses.replace(config, model=resolve_model_config(config.model))
+    if resolved.export.model_name is not None:
+        check_model_name(resolved.export.model_name)
+    if resolved.train.optimizer not in OPTIMIZERS:
+        from dltoolkit.errors import did_you_mean
+
+        raise ConfigError(
+            f"train.optimizer {resolved.train.optimizer!r} is unknown"
+            f"{did_you_mean(resolved.train.optimizer, OPTIMIZERS)}; "
+            f"expected one of {', '.join(OPTIMIZERS)}."
+        )
+    return resolved
+
+
+def build_model(config: RunConfig, data: ArraySplits) -> keras.Model:
+    """Build the configured model, with input normalisation adapted on the training split."""
+    task = get_task(config.task)
+    hyperparameters = {key: value for key, value in config.model.items() if key != "builder"}
+    # Per-channel normalisation inside the model: the exported model takes raw inputs.
+    normalization = keras.layers.Normalization(axis=-1, name="normalization")
+    normalization.adapt(data.x_train)
+    builder = MODELS.get(config.model["builder"])
+    return builder(
+        data.input_shape,
+        **task.head(data.num_classes),
+        preprocessing=normalization,
+        input_name=input_name_for(data.input_shape),
+        name=config.name.replace("-", "_"),
+        **hyperparameters,
+    )
+
+
+def input_name_for(input_shape: tuple[int, ...]) -> str:
+    """Name of the model's input (and of the serving signature's input)."""
+    return "image" if len(input_shape) == 3 else "inputs"
+
+
+def compile_model(model: keras.Model, config: RunConfig) -> None:
+    """Compile with the configured optimizer, the task's (or configured) loss and metrics."""
+    task = get_task(config.task)
+    optimizer = OPTIMIZERS[config.train.optimizer](learning_rate=config.train.learning_rate)
+    loss = config.train.loss or task.default_loss
+    try:
+        model.compile(optimizer=optimizer, loss=loss, metrics=task.metrics())
+    except ValueError as error:
+        raise ConfigError(f"train.loss {loss!r} is not usable: {error}") from None
+
+
+def callbacks(config: RunConfig, run_dir: Path) -> list[keras.callbacks.Callback]:
+    """Standard callbacks: CSV history and, unless turned off, early stopping."""
+    result: list[keras.callbacks.Callback] = [
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"))
+    ]
+    stopping = config.train.early_stopping
+    if stopping.patience is not None:
+        result.append(
+            keras.callbacks.EarlyStopping(
+                monitor=stopping.monitor,
+                patience=stopping.patience,
+                restore_best_weights=stopping.restore_best_weights,
+            )
+        )
+    return result
+
+
+def predict_probabilities(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """Model outputs as a float64 NumPy array."""
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+
+
+def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
+    """Train, evaluate and export one configured run; return where everything went.
+
+    Everything that can fail on bad input (config, data, model arguments) is checked before
+    the run directory is created, so a failed start leaves nothing behind.
+    """
+    config = resolve(config)
+    task = get_task(config.task)
+    keras.utils.set_random_seed(config.seed)
+    data = load_dataset(config.data, config.seed)
+    model = build_model(config, data)
+    compile_model(model, config)
+
+    run_dir = create_run_dir(config.output_dir, config.name)
+    write_text_atomic(run_dir / "config.yaml", config.to_yaml())
+    echo(f"run directory: {run_dir}")
+    sizes = data.sizes()
+    echo(
+        f"data {data.source}: {sizes['train']} train / {sizes['validation']} validation / "
+        f"{sizes['test']} test, {data.num_classes} classes, input {data.input_shape}; "
+        f"backend {keras.backend.backend()}"
+    )
+
+    start = time.perf_counter()
+    history = model.fit(
+        data.x_train,
+        data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        epochs=config.train.epochs,
+        batch_size=config.train.batch_size,
+        callbacks=callbacks(config, run_dir),
+        verbose=config.train.verbose,
+    )
+    train_seconds = time.perf_counter() - start
+    epochs_run = len(history.history["loss"])
+
+    probabilities = predict_probabilities(model, data.x_test, config.train.batch_size)
+    test_scores = task.scores(data.y_test, probabilities)
+    baseline = task.baseline(data.x_train, data.y_train, data.x_test, data.y_test, data.num_classes)
+    model_path = run_dir / "model.keras"
+    model.save(model_path)
+
+    metrics: dict[str, Any] = {
+        "recipe": config.name,
+        "task": config.task,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "test": test_scores,
+        "baseline": baseline,
+        "parameters": {
+            "total": int(model.count_params()),
+            "trainable": int(sum(math.prod(w.shape) for w in model.trainable_weights)),
+        },
+        "train_seconds": round(train_seconds, 3),
+        "epochs_run": epochs_run,
+        "best_epoch": _best_epoch(history.history, config),
+        "samples_per_second": round(sizes["train"] * epochs_run / train_seconds, 1),
+        "backend": keras.backend.backend(),
+        "versions": library_versions(),
+        "seed": config.seed,
+        "data": {
+            "source": data.source,
+            "sizes": sizes,
+            "input_shape": list(data.input_shape),
+            "class_names": data.class_names,
+        },
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    echo(_summary(metrics))
+
+    export_path = None
+    if config.export.enabled:
+        export_path = export_saved_model(
+            model_path,
+            config.export.directory,
+            config.export.model_name or config.name,
+            data.class_names,
+        )
+        metrics["export"] = {"path": str(export_path), "version": int(export_path.name)}
+        write_json(run_dir / "metrics.json", metrics)
+        echo(f"SavedModel: {export_path}")
+    return RunResult(run_dir=run_dir, metrics=metrics, export_path=export_path)
+
+
+def _best_epoch(history: dict[str, list[float]], config: RunConfig) -> int:
+    monitored = history.get(config.train.early_stopping.monitor)
+    if not monitored:
+        return len(history["loss"])
+    pick = np.argmax if "acc" in config.train.early_stopping.monitor else np.argmin
+    return int(pick(monitored)) + 1
+
+
+def _summary(metrics: dict[str, Any]) -> str:
+    test, baseline = metrics["test"], metrics["baseline"]
+    return (
+        f"test accuracy {test['accuracy']:.4f} (macro F1 {test['macro_f1']:.4f}) | "
+        f"baseline {baseline['name']} {baseline['test']['accuracy']:.4f} | "
+        f"{metrics['parameters']['total']:,} parameters, {metrics['epochs_run']} epochs in "
+        f"{metrics['train_seconds']:.1f} s ({metrics['samples_per_second']:.0f} samples/s)"
+    )
