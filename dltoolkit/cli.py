@@ -246,7 +246,7 @@ def evaluate(run_dir: str, backend: str | None) -> None:
 @_one_line_errors
 def export_command(model_path: str, model_name: str | None, repository: str | None) -> None:
     """Export a run directory or a .keras file as the next SavedModel version."""
-    from dltoolkit.backend import use_backend
+    from dltoolkit.backend import requested_backend, use_backend
 
     path = Path(model_path)
     class_names = None
@@ -262,7 +262,8 @@ def export_command(model_path: str, model_name: str | None, repository: str | No
     elif path.suffix != ".keras" or not path.is_file():
         raise DltkError(f"{model_path!r} is neither a run directory nor an existing .keras file.")
     class_names = _class_names_beside(path)
-    use_backend("tensorflow")
+    # Writing happens under TensorFlow; another backend hands it to a TensorFlow process.
+    use_backend(requested_backend(None, None))
     from dltoolkit.export import export_saved_model
 
     target = export_saved_model(

@@ -35,11 +35,19 @@ def load(name: str, config: DataConfig) -> LabelledArrays:
             f"run `tfds build {name} --data_dir DIR` where there is network access, then pass "
             "--set data.data_dir=DIR."
         )
+    image_key, label_key = builder.info.supervised_keys or ("image", "label")
+    features = builder.info.features
+    if image_key not in features or label_key not in features:
+        raise DataError(
+            f"TFDS dataset {name!r} has features {sorted(features)}; expected an image and a "
+            "label feature (supervised keys, or features named 'image' and 'label')."
+        )
     images, labels = [], []
     size = tuple(config.image_size) if config.image_size else None
     for split in builder.info.splits:
-        dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
-        for image, label in dataset:
+        dataset = builder.as_dataset(split=split, shuffle_files=False)
+        for example in dataset:
+            image, label = example[image_key], example[label_key]
             if size is not None:
                 image = tf.image.resize(image, size)
             images.append(np.asarray(image, np.float32))
@@ -51,10 +59,7 @@ def load(name: str, config: DataConfig) -> LabelledArrays:
             "set data.image_size=[height,width] to resize them."
         )
     y, class_names = labels_to_indices(np.asarray(labels), f"tfds:{name}")
-    label_feature = (
-        builder.info.features.get("label") if hasattr(builder.info.features, "get") else None
-    )
-    names = getattr(label_feature, "names", None)
+    names = getattr(features[label_key], "names", None)
     if names and len(names) >= len(class_names):
         class_names = [names[int(value)] for value in np.unique(np.asarray(labels))]
     x = np.stack(images)

@@ -1,0 +1,78 @@
+"""Shared fixtures. The Keras backend is the one in $KERAS_BACKEND (tests/all-backends.sh
+runs the suite once per backend)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from dltoolkit.cli import main  # noqa: E402
+
+BACKEND = os.environ["KERAS_BACKEND"]
+
+# A tiny, fast version of the cnn-image recipe: the tests check plumbing, not accuracy.
+TINY = (
+    "--set", "train.epochs=2",
+    "--set", "train.verbose=0",
+    "--set", "model.filters=[8]",
+    "--set", "model.convolutions_per_block=1",
+    "--set", "model.dense_units=[16]",
+)  # fmt: skip
+
+
+def invoke(*args: str) -> Result:
+    """Run ``dltk ARGS`` in-process and return click's result."""
+    return CliRunner().invoke(main, list(args), prog_name="dltk", catch_exceptions=False)
+
+
+def one_line_error(result: Result) -> str:
+    """Assert that a command failed with exit code 2 and a one-line message; return it."""
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ")
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty folder so runs/ and saved_models/ land there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny cnn-image run (train, evaluate, export) shared by the tests that read it."""
+    root = tmp_path_factory.mktemp("trained")
+    previous = Path.cwd()
+    os.chdir(root)
+    try:
+        result = invoke("recipe", "cnn-image", *TINY)
+    finally:
+        os.chdir(previous)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (root / "runs" / "cnn-image").iterdir()
+    return run_dir
+
+
+def write_image_folder(root: Path, classes: int = 3, per_class: int = 10, size: int = 12) -> Path:
+    """A folder of class subfolders of small PNGs; each class has its own brightness."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in range(classes):
+        folder = root / f"class_{label}"
+        folder.mkdir(parents=True)
+        for index in range(per_class):
+            pixels = rng.integers(0, 60, (size, size, 3)) + 90 * label
+            Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{index}.png")
+    return root
