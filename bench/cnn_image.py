@@ -68,8 +68,7 @@ def write_results(rows: list[dict]) -> None:
         text = before.rstrip() + "\n" + ("\n## " + rest[1] if len(rest) > 1 else "")
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     text = (
-        text.rstrip()
-        + f"\n\n{SECTION}\n\nMeasured {time.strftime('%Y-%m-%d')} on {machine} with "
+        text.rstrip() + f"\n\n{SECTION}\n\nMeasured {time.strftime('%Y-%m-%d')} on {machine} with "
         "`python bench/cnn_image.py`; wall s is the whole `dltk recipe cnn-image` command "
         "(imports, data, training, evaluation, baseline), train s is `model.fit` alone. "
         f"{rows[0]['params']:,} parameters.\n\n{table(rows)}\n"

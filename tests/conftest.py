@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from dltoolkit.cli import main  # noqa: E402
+from dltoolkit.cli import main
 
 BACKEND = os.environ["KERAS_BACKEND"]
 

@@ -52,9 +52,9 @@ def test_recipe_show_prints_resolved_yaml():
     ("arguments", "expected"),
     [
         (["recipe", "cnn-imag"], "unknown recipe 'cnn-imag' (did you mean \"cnn-image\"?)"),
-        (["recipe", "show", "cnn-imag"], "did you mean \"cnn-image\""),
-        (["recipe", "cnn-image", "--set", "train.epoch=3"], "did you mean \"train.epochs\""),
-        (["recipe", "cnn-image", "--set", "model.filtrs=[8]"], "did you mean \"model.filters\""),
+        (["recipe", "show", "cnn-imag"], 'did you mean "cnn-image"'),
+        (["recipe", "cnn-image", "--set", "train.epoch=3"], 'did you mean "train.epochs"'),
+        (["recipe", "cnn-image", "--set", "model.filtrs=[8]"], 'did you mean "model.filters"'),
         (["recipe", "cnn-image", "--set", "train.epochs=abc"], "must be an integer"),
         (["recipe", "cnn-image", "--data", "images:/no/such/dir"], "does not exist"),
         (["recipe", "cnn-image", "--data", "npz:/no/such.npz"], "does not exist"),
@@ -121,9 +121,10 @@ def test_train_reruns_a_saved_config_in_a_new_run_directory(trained_run: Path, w
     assert result.exit_code == 0, result.output
     (new_run,) = (workdir / "again" / "cnn-image").iterdir()
     assert new_run != trained_run
-    assert yaml.safe_load((new_run / "config.yaml").read_text())["model"] == yaml.safe_load(
-        (trained_run / "config.yaml").read_text()
-    )["model"]
+    assert (
+        yaml.safe_load((new_run / "config.yaml").read_text())["model"]
+        == yaml.safe_load((trained_run / "config.yaml").read_text())["model"]
+    )
     # Same seed and data: the same split, so the same test-set size.
     first = json.loads((trained_run / "metrics.json").read_text())
     second = json.loads((new_run / "metrics.json").read_text())

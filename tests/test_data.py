@@ -67,8 +67,8 @@ def test_image_folder_loads_classes_and_resizes(tmp_path: Path):
     ("source", "expected"),
     [
         ("digits", "is not of the form KIND:LOCATION"),
-        ("imgs:x", 'unknown data source kind \'imgs\' in \'imgs:x\' (did you mean "images"?)'),
-        ("builtin:digts", 'unknown builtin dataset \'digts\' (did you mean "digits"?)'),
+        ("imgs:x", "unknown data source kind 'imgs' in 'imgs:x' (did you mean \"images\"?)"),
+        ("builtin:digts", "unknown builtin dataset 'digts' (did you mean \"digits\"?)"),
         ("images:/no/such/folder", "image folder '/no/such/folder' does not exist"),
         ("npz:/no/such/file.npz", "npz file '/no/such/file.npz' does not exist"),
     ],
@@ -112,7 +112,7 @@ def test_npz_problems(tmp_path: Path):
         load_labelled(DataConfig(source=f"npz:{no_y}"))
     not_npz = tmp_path / "junk.npz"
     not_npz.write_text("junk")
-    with pytest.raises(DataError, match="not a readable .npz archive"):
+    with pytest.raises(DataError, match=r"not a readable \.npz archive"):
         load_labelled(DataConfig(source=f"npz:{not_npz}"))
     with_nan = tmp_path / "nan.npz"
     np.savez(with_nan, x=np.full((9, 3), np.nan), y=np.arange(9) % 3)
@@ -133,7 +133,7 @@ def test_too_few_examples_per_class_for_a_split(tmp_path: Path):
 
 def test_tfds_dataset_that_is_not_prepared_is_not_downloaded(tmp_path: Path):
     pytest.importorskip("tensorflow_datasets")
-    with pytest.raises(DataError, match="is not prepared .* will not be downloaded"):
+    with pytest.raises(DataError, match=r"is not prepared .* will not be downloaded"):
         load_labelled(DataConfig(source="tfds:mnist", data_dir=str(tmp_path)))
 
 

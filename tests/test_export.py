@@ -75,9 +75,7 @@ def test_saved_model_cli_lists_the_serving_signature(trained_run: Path):
     assert "outputs['probabilities']" in result.stdout
 
 
-def test_export_takes_the_next_free_version_and_never_overwrites(
-    trained_run: Path, tmp_path: Path
-):
+def test_export_takes_the_next_free_version_and_never_overwrites(trained_run: Path, tmp_path: Path):
     repository = tmp_path / "repo"
     (repository / "digits" / "3").mkdir(parents=True)
     (repository / "digits" / "3" / "keep.txt").write_text("existing version")

@@ -50,9 +50,9 @@ def test_resolve_fills_defaults_and_checks_types():
     assert resolved["filters"] == [16]
     assert resolved["dense_units"] == [128]
     assert set(resolved) == {"builder", *builder_hyperparameters("cnn")}
-    with pytest.raises(ConfigError, match="model.kernel_size must be an integer"):
+    with pytest.raises(ConfigError, match=r"model\.kernel_size must be an integer"):
         resolve_model_config({"builder": "cnn", "kernel_size": "3"})
-    with pytest.raises(ConfigError, match="model.global_pooling must be one of"):
+    with pytest.raises(ConfigError, match=r"model\.global_pooling must be one of"):
         resolve_model_config({"builder": "cnn", "global_pooling": "mean"})
     with pytest.raises(ConfigError, match="unknown model builder 'cn'"):
         resolve_model_config({"builder": "cn"})
