@@ -49,6 +49,16 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class ReduceLROnPlateauConfig:
+    """keras.callbacks.ReduceLROnPlateau settings; ``patience: null`` turns it off."""
+
+    monitor: str = "val_loss"
+    factor: float = 0.5
+    patience: int | None = None
+    min_learning_rate: float = 1e-5
+
+
+@dataclass
 class TrainConfig:
     """Optimisation settings."""
 
@@ -58,6 +68,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     loss: str | None = None
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    reduce_lr_on_plateau: ReduceLROnPlateauConfig = field(default_factory=ReduceLROnPlateauConfig)
     verbose: int = 2
 
 
@@ -354,5 +365,10 @@ def _check_values(config: RunConfig) -> None:
         fail("train.learning_rate", train.learning_rate, "a positive number")
     if train.early_stopping.patience is not None and train.early_stopping.patience < 0:
         fail("train.early_stopping.patience", train.early_stopping.patience, ">= 0 or null")
+    plateau = train.reduce_lr_on_plateau
+    if plateau.patience is not None and plateau.patience < 0:
+        fail("train.reduce_lr_on_plateau.patience", plateau.patience, ">= 0 or null")
+    if not 0.0 < plateau.factor < 1.0:
+        fail("train.reduce_lr_on_plateau.factor", plateau.factor, "a fraction between 0 and 1")
     if not isinstance(config.model.get("builder"), str):
         fail("model.builder", config.model.get("builder"), "the name of a model builder")

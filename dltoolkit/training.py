@@ -95,7 +95,7 @@ def compile_model(model: keras.Model, config: RunConfig) -> None:
 
 
 def callbacks(config: RunConfig, run_dir: Path) -> list[keras.callbacks.Callback]:
-    """Standard callbacks: CSV history and, unless turned off, early stopping."""
+    """Standard callbacks: CSV history, early stopping and learning-rate reduction if set."""
     result: list[keras.callbacks.Callback] = [
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"))
     ]
@@ -106,6 +106,16 @@ def callbacks(config: RunConfig, run_dir: Path) -> list[keras.callbacks.Callback
                 monitor=stopping.monitor,
                 patience=stopping.patience,
                 restore_best_weights=stopping.restore_best_weights,
+            )
+        )
+    plateau = config.train.reduce_lr_on_plateau
+    if plateau.patience is not None:
+        result.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=plateau.monitor,
+                factor=plateau.factor,
+                patience=plateau.patience,
+                min_lr=plateau.min_learning_rate,
             )
         )
     return result

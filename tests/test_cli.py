@@ -46,6 +46,7 @@ def test_recipe_show_prints_resolved_yaml():
     assert shown["model"]["filters"] == [8]
     assert shown["model"]["kernel_size"] == 3  # builder default filled in
     assert shown["train"]["early_stopping"]["patience"] == 8
+    assert shown["train"]["reduce_lr_on_plateau"]["patience"] == 3
 
 
 @pytest.mark.parametrize(

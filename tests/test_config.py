@@ -70,6 +70,10 @@ def test_apply_overrides_does_not_mutate_input():
         (["train.epochs"], "override 'train.epochs' is not of the form section.key=value"),
         (["train.epochs.x=1"], "train.epochs is a value, not a section"),
         (["train=[1]"], "train must be a mapping, received list"),
+        (
+            ["train.reduce_lr_on_plateau.factor=2"],
+            "train.reduce_lr_on_plateau.factor must be a fraction between 0 and 1",
+        ),
     ],
 )
 def test_bad_config_values_name_the_key_and_value(overrides, expected):
