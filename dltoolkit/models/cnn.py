@@ -7,13 +7,14 @@ from typing import Literal
 
 import keras
 
-from dltoolkit.errors import ConfigError
+from dltoolkit.models.arguments import (
+    check_activation,
+    check_rate,
+    check_units,
+    output_layer,
+    require,
+)
 from dltoolkit.models.registry import MODELS
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
 
 
 def apply_conv_block(
@@ -103,34 +104,25 @@ def cnn(
         >>> model = cnn((8, 8, 1), 10, filters=[16, 32])
     """
     rank = len(input_shape) - 1
-    _check(
+    require(
         rank in (1, 2),
-        f"cnn needs inputs of shape (steps, channels) or (height, "
-        f"width, channels), received input_shape={tuple(input_shape)}.",
+        "cnn needs inputs of shape (steps, channels) or (height, width, channels), "
+        f"received input_shape={tuple(input_shape)}.",
     )
-    _check(
-        len(filters) > 0 and all(f > 0 for f in filters),
-        f"model.filters must be a non-empty list of positive integers, received {filters}.",
-    )
-    _check(kernel_size > 0, f"model.kernel_size must be positive, received {kernel_size}.")
-    _check(
+    check_units(filters, "model.filters", allow_empty=False)
+    require(kernel_size > 0, f"model.kernel_size must be positive, received {kernel_size}.")
+    require(
         convolutions_per_block > 0,
         f"model.convolutions_per_block must be positive, received {convolutions_per_block}.",
     )
-    _check(
-        all(u > 0 for u in dense_units),
-        f"model.dense_units must be positive integers, received {dense_units}.",
-    )
-    for label, rate in (("block_dropout", block_dropout), ("dense_dropout", dense_dropout)):
-        _check(0.0 <= rate < 1.0, f"model.{label} must be in [0, 1), received {rate}.")
-    _check(
+    check_units(dense_units, "model.dense_units")
+    check_rate(block_dropout, "model.block_dropout")
+    check_rate(dense_dropout, "model.dense_dropout")
+    require(
         global_pooling in ("avg", "max", "flatten"),
         f"model.global_pooling must be avg, max or flatten, received {global_pooling!r}.",
     )
-    try:
-        keras.activations.get(activation)
-    except ValueError:
-        raise ConfigError(f"model.activation {activation!r} is not a Keras activation.") from None
+    check_activation(activation)
 
     # === Layers ===
     inputs = keras.Input(shape=tuple(input_shape), name=input_name)
@@ -162,8 +154,5 @@ def cnn(
         x = keras.layers.Dense(units, activation=activation, name=f"dense{index + 1}")(x)
         if dense_dropout > 0:
             x = keras.layers.Dropout(dense_dropout, name=f"dense{index + 1}_dropout")(x)
-    # The head stays float32 under mixed precision so probabilities are not rounded.
-    outputs = keras.layers.Dense(
-        output_units, activation=output_activation, dtype="float32", name="output"
-    )(x)
+    outputs = output_layer(output_units, output_activation)(x)
     return keras.Model(inputs, outputs, name=name)
