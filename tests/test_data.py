@@ -124,6 +124,13 @@ def test_npz_problems(tmp_path: Path):
         load_labelled(DataConfig(source=f"npz:{one_class}"))
 
 
+def test_empty_prediction_input(tmp_path: Path):
+    path = tmp_path / "empty.npz"
+    np.savez(path, x=np.zeros((0, 8, 8)))
+    with pytest.raises(DataError, match="holds no examples to predict"):
+        load_unlabelled(f"npz:{path}", DataConfig())
+
+
 def test_too_few_examples_per_class_for_a_split(tmp_path: Path):
     path = tmp_path / "small.npz"
     np.savez(path, x=np.zeros((7, 3)), y=np.array([0, 0, 0, 0, 0, 0, 1]))

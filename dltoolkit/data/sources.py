@@ -107,6 +107,8 @@ def load_unlabelled(source: str, config: DataConfig) -> tuple[np.ndarray, list[s
         data = npz.load(location, config, require_labels=False)
     else:
         data = _loaders()[kind](location, config)
+    if len(data.x) == 0:
+        raise DataError(f"data source {source!r} holds no examples to predict.")
     identifiers = data.file_paths or [str(index) for index in range(len(data.x))]
     return data.x, identifiers
 
