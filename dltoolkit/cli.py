@@ -248,19 +248,14 @@ def export_command(model_path: str, model_name: str | None, repository: str | No
     """Export a run directory or a .keras file as the next SavedModel version."""
     from dltoolkit.backend import requested_backend, use_backend
 
-    path = Path(model_path)
-    class_names = None
+    path = _model_file(model_path)
     defaults: dict[str, Any] = {"name": path.stem, "repository": "saved_models"}
-    if path.is_dir():
-        directory = _run_dir_of(model_path)
-        config = load_config(directory / "config.yaml")
+    if Path(model_path).is_dir():
+        config = load_config(path.parent / "config.yaml")
         defaults = {
             "name": config.export.model_name or config.name,
             "repository": config.export.directory,
         }
-        path = directory / "model.keras"
-    elif path.suffix != ".keras" or not path.is_file():
-        raise DltkError(f"{model_path!r} is neither a run directory nor an existing .keras file.")
     class_names = _class_names_beside(path)
     # Writing happens under TensorFlow; another backend hands it to a TensorFlow process.
     use_backend(requested_backend(None, None))
@@ -270,6 +265,16 @@ def export_command(model_path: str, model_name: str | None, repository: str | No
         path, repository or defaults["repository"], model_name or defaults["name"], class_names
     )
     click.echo(str(target))
+
+
+def _model_file(model_path: str) -> Path:
+    """The .keras file named by a run directory or given directly."""
+    if Path(model_path).is_dir():
+        return _run_dir_of(model_path) / "model.keras"
+    path = Path(model_path)
+    if path.suffix != ".keras" or not path.is_file():
+        raise DltkError(f"{model_path!r} is neither a run directory nor an existing .keras file.")
+    return path
 
 
 def _class_names_beside(model_path: Path) -> list[str] | None:
@@ -303,11 +308,7 @@ def predict(model_path, data_source, output_file, batch_size, backend) -> None:
     """Predict classes with a run directory's or a .keras file's model; write a CSV."""
     from dltoolkit.backend import requested_backend, use_backend
 
-    path = Path(model_path)
-    if path.is_dir():
-        path = _run_dir_of(model_path) / "model.keras"
-    if path.suffix != ".keras" or not path.is_file():
-        raise DltkError(f"{model_path!r} is neither a run directory nor an existing .keras file.")
+    path = _model_file(model_path)
     if Path(output_file).exists():
         raise DltkError(
             f"output file {output_file!r} already exists and will not be overwritten; "

@@ -19,7 +19,7 @@ import numpy as np
 from dltoolkit.backend import library_versions
 from dltoolkit.config import RunConfig
 from dltoolkit.data import ArraySplits, load_dataset
-from dltoolkit.errors import ConfigError
+from dltoolkit.errors import ConfigError, did_you_mean
 from dltoolkit.export import check_model_name, export_saved_model
 from dltoolkit.models import MODELS, resolve_model_config
 from dltoolkit.runs import create_run_dir, write_json, write_text_atomic
@@ -50,8 +50,6 @@ def resolve(config: RunConfig) -> RunConfig:
     if resolved.export.model_name is not None:
         check_model_name(resolved.export.model_name)
     if resolved.train.optimizer not in OPTIMIZERS:
-        from dltoolkit.errors import did_you_mean
-
         raise ConfigError(
             f"train.optimizer {resolved.train.optimizer!r} is unknown"
             f"{did_you_mean(resolved.train.optimizer, OPTIMIZERS)}; "
