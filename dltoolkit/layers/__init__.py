@@ -1,0 +1,5 @@
+"""Custom Keras layers, registered for ``.keras`` loading under the ``dltoolkit`` package."""
+
+from dltoolkit.layers.som import SelfOrganizingMap, SOMSchedule, grid_coordinates, som_layers
+
+__all__ = ["SOMSchedule", "SelfOrganizingMap", "grid_coordinates", "som_layers"]
