@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
-SECTION = "## cnn-image on builtin:digits"
+from results import machine, markdown_table, write_section
+
+SECTION = "cnn-image on builtin:digits"
 
 
 def run_once(backend: str, seed: int, root: Path) -> dict:
@@ -48,32 +48,25 @@ def run_once(backend: str, seed: int, root: Path) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = [
-        "| backend | seed | test accuracy | logistic baseline | epochs | train s | wall s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['backend']} | {row['seed']} | {row['accuracy']:.4f} | {row['baseline']:.4f}"
-            f" | {row['epochs']} | {row['train_s']:.1f} | {row['wall_s']:.1f} |"
-        )
-    return "\n".join(lines)
+    return markdown_table(
+        ["backend", "seed", "test accuracy", "logistic baseline", "epochs", "train s", "wall s"],
+        [
+            [
+                row["backend"], row["seed"], f"{row['accuracy']:.4f}", f"{row['baseline']:.4f}",
+                row["epochs"], f"{row['train_s']:.1f}", f"{row['wall_s']:.1f}",
+            ]
+            for row in rows
+        ],
+    )  # fmt: skip
 
 
 def write_results(rows: list[dict]) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if SECTION in text:
-        before, _, after = text.partition(SECTION)
-        rest = after.split("\n## ", 1)
-        text = before.rstrip() + "\n" + ("\n## " + rest[1] if len(rest) > 1 else "")
-    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-    text = (
-        text.rstrip() + f"\n\n{SECTION}\n\nMeasured {time.strftime('%Y-%m-%d')} on {machine} with "
-        "`python bench/cnn_image.py`; wall s is the whole `dltk recipe cnn-image` command "
-        "(imports, data, training, evaluation, baseline), train s is `model.fit` alone. "
-        f"{rows[0]['params']:,} parameters.\n\n{table(rows)}\n"
+    write_section(
+        SECTION,
+        f"Measured {machine()} with `python bench/cnn_image.py`; wall s is the whole "
+        "`dltk recipe cnn-image` command (imports, data, training, evaluation, baseline), "
+        f"train s is `model.fit` alone. {rows[0]['params']:,} parameters.\n\n{table(rows)}",
     )
-    RESULTS.write_text(text)
 
 
 def main() -> None:
