@@ -58,6 +58,26 @@ class ReduceLROnPlateauConfig:
     min_learning_rate: float = 1e-5
 
 
+SCHEDULES = ("constant", "cosine", "exponential", "polynomial")
+
+
+@dataclass
+class LearningRateScheduleConfig:
+    """A keras.optimizers.schedules schedule of the learning rate, stepped every batch.
+
+    ``cosine``: cosine decay to ``end_fraction`` of the learning rate, after optional
+    linear warm-up over ``warmup_steps``; ``exponential``: multiplied by ``decay_rate``
+    every ``decay_steps``; ``polynomial``: linear decay to ``end_fraction``.
+    ``decay_steps: null`` means the whole run (epochs x steps per epoch).
+    """
+
+    name: str = "constant"
+    decay_steps: int | None = None
+    decay_rate: float = 0.1
+    end_fraction: float = 0.0
+    warmup_steps: int = 0
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings."""
@@ -66,6 +86,12 @@ class TrainConfig:
     batch_size: int = 32
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    # Extra keyword arguments of the optimizer, e.g. {momentum: 0.9, nesterov: true} for
+    # sgd or {weight_decay: 0.0001} for adamw.
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
+    learning_rate_schedule: LearningRateScheduleConfig = field(
+        default_factory=LearningRateScheduleConfig
+    )
     loss: str | None = None
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     reduce_lr_on_plateau: ReduceLROnPlateauConfig = field(default_factory=ReduceLROnPlateauConfig)
@@ -370,5 +396,27 @@ def _check_values(config: RunConfig) -> None:
         fail("train.reduce_lr_on_plateau.patience", plateau.patience, ">= 0 or null")
     if not 0.0 < plateau.factor < 1.0:
         fail("train.reduce_lr_on_plateau.factor", plateau.factor, "a fraction between 0 and 1")
+    schedule = train.learning_rate_schedule
+    if schedule.name not in SCHEDULES:
+        fail("train.learning_rate_schedule.name", schedule.name, "one of " + ", ".join(SCHEDULES))
+    if schedule.decay_steps is not None and schedule.decay_steps < 1:
+        fail("train.learning_rate_schedule.decay_steps", schedule.decay_steps, "positive or null")
+    if not 0.0 < schedule.decay_rate <= 1.0:
+        fail("train.learning_rate_schedule.decay_rate", schedule.decay_rate, "in (0, 1]")
+    if not 0.0 <= schedule.end_fraction <= 1.0:
+        fail("train.learning_rate_schedule.end_fraction", schedule.end_fraction, "in [0, 1]")
+    if schedule.warmup_steps < 0 or (schedule.warmup_steps and schedule.name != "cosine"):
+        fail(
+            "train.learning_rate_schedule.warmup_steps",
+            schedule.warmup_steps,
+            "0, or >= 0 with the cosine schedule",
+        )
+    if schedule.name != "constant" and plateau.patience is not None:
+        fail(
+            "train.learning_rate_schedule.name",
+            schedule.name,
+            "'constant' while train.reduce_lr_on_plateau is on (a schedule and plateau "
+            "reduction both set the learning rate; set reduce_lr_on_plateau.patience: null)",
+        )
     if not isinstance(config.model.get("builder"), str):
         fail("model.builder", config.model.get("builder"), "the name of a model builder")

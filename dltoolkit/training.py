@@ -55,6 +55,7 @@ def resolve(config: RunConfig) -> RunConfig:
             f"{did_you_mean(resolved.train.optimizer, OPTIMIZERS)}; "
             f"expected one of {', '.join(OPTIMIZERS)}."
         )
+    make_optimizer(resolved)  # unknown optimizer options fail before anything is written
     return resolved
 
 
@@ -81,10 +82,49 @@ def input_name_for(input_shape: tuple[int, ...]) -> str:
     return "image" if len(input_shape) == 3 else "inputs"
 
 
-def compile_model(model: keras.Model, config: RunConfig) -> None:
+def learning_rate(config: RunConfig, steps_per_epoch: int):
+    """The configured learning rate: a float, or a keras.optimizers.schedules schedule."""
+    train, schedule = config.train, config.train.learning_rate_schedule
+    if schedule.name == "constant":
+        return train.learning_rate
+    steps = schedule.decay_steps or max(1, train.epochs * steps_per_epoch - schedule.warmup_steps)
+    schedules = keras.optimizers.schedules
+    if schedule.name == "cosine":
+        if schedule.warmup_steps:
+            # Warm up linearly from 0 to the configured rate, then decay.
+            return schedules.CosineDecay(
+                0.0,
+                steps,
+                alpha=schedule.end_fraction,
+                warmup_target=train.learning_rate,
+                warmup_steps=schedule.warmup_steps,
+            )
+        return schedules.CosineDecay(train.learning_rate, steps, alpha=schedule.end_fraction)
+    if schedule.name == "exponential":
+        return schedules.ExponentialDecay(train.learning_rate, steps, schedule.decay_rate)
+    return schedules.PolynomialDecay(
+        train.learning_rate, steps, end_learning_rate=train.learning_rate * schedule.end_fraction
+    )
+
+
+def make_optimizer(config: RunConfig, steps_per_epoch: int = 1) -> keras.optimizers.Optimizer:
+    """The configured optimizer with its options and learning rate (or schedule)."""
+    options = config.train.optimizer_options
+    try:
+        return OPTIMIZERS[config.train.optimizer](
+            learning_rate=learning_rate(config, steps_per_epoch), **options
+        )
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"train.optimizer_options {options} are not valid for {config.train.optimizer!r}: "
+            f"{error}"
+        ) from None
+
+
+def compile_model(model: keras.Model, config: RunConfig, steps_per_epoch: int = 1) -> None:
     """Compile with the configured optimizer, the task's (or configured) loss and metrics."""
     task = get_task(config.task)
-    optimizer = OPTIMIZERS[config.train.optimizer](learning_rate=config.train.learning_rate)
+    optimizer = make_optimizer(config, steps_per_epoch)
     loss = config.train.loss or task.default_loss
     try:
         model.compile(optimizer=optimizer, loss=loss, metrics=task.metrics())
@@ -135,7 +175,7 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     keras.utils.set_random_seed(config.seed)
     data = load_dataset(config.data, config.seed)
     model = build_model(config, data)
-    compile_model(model, config)
+    compile_model(model, config, math.ceil(len(data.x_train) / config.train.batch_size))
 
     run_dir = create_run_dir(config.output_dir, config.name)
     write_text_atomic(run_dir / "config.yaml", config.to_yaml())

@@ -12,6 +12,20 @@ from dltoolkit.models import MODELS
 # builder -> (input shape, output units, output activation, hyperparameters)
 CASES = {
     "cnn-2d": ("cnn", (8, 8, 1), 3, "softmax", {"filters": [4], "dense_units": [8]}),
+    "cnn-augmented": (
+        "cnn",
+        (12, 12, 3),
+        2,
+        "softmax",
+        {
+            "filters": [4],
+            "augment_flip": "horizontal",
+            "augment_rotation": 0.1,
+            "augment_zoom": 0.1,
+            "augment_translation": 0.1,
+            "augment_contrast": 0.2,
+        },
+    ),
     "cnn-1d": ("cnn", (12, 2), 1, None, {"filters": [4, 4], "global_pooling": "flatten"}),
     "mlp-classifier": ("mlp", (6,), 3, "softmax", {"hidden_units": [8, 4], "l2": 1e-3}),
     "mlp-regressor": (
@@ -61,6 +75,18 @@ def test_builder_shapes_training_and_round_trip(case: str, tmp_path: Path):
     assert rebuilt.count_params() == model.count_params()
 
 
+def test_augmentation_acts_in_training_only():
+    model = MODELS.get("cnn")((8, 8, 1), 2, filters=[2], augment_translation=0.3)
+    x = np.random.default_rng(0).random((4, 8, 8, 1)).astype("float32")
+    augment = model.get_layer("augment_translation")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(augment(x, training=False)), x)
+    assert not np.allclose(keras.ops.convert_to_numpy(augment(x, training=True)), x)
+    first, second = model(x, training=False), model(x, training=False)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(first), keras.ops.convert_to_numpy(second), atol=1e-6
+    )
+
+
 def test_mlp_regularisation_adds_losses():
     model = MODELS.get("mlp")((4,), 1, None, hidden_units=[3], l1=0.01, l2=0.01)
     model(np.ones((2, 4), "float32"))
@@ -78,6 +104,9 @@ def test_mlp_regularisation_adds_losses():
         ("rnn", (5, 2), {"cell": "transformer"}, "model.cell must be one of lstm, gru"),
         ("rnn", (5, 2), {"units": []}, "model.units must be a non-empty list"),
         ("rnn", (5, 2), {"recurrent_dropout": 1.0}, "model.recurrent_dropout must be in"),
+        ("cnn", (8, 8, 1), {"augment_flip": "diagonal"}, "model.augment_flip must be one of"),
+        ("cnn", (8, 8, 1), {"augment_zoom": 1.5}, "model.augment_zoom must be in [0, 1)"),
+        ("cnn", (20, 2), {"augment_rotation": 0.1}, "image augmentation (model.augment_*) needs"),
     ],
 )
 def test_builder_argument_errors(builder, shape, arguments, expected):

@@ -61,6 +61,10 @@ def test_recipe_show_prints_resolved_yaml():
         (["recipe", "cnn-image", "--data", "npz:/no/such.npz"], "does not exist"),
         (["recipe", "cnn-image", "--set", "train.optimizer=adamm"], 'did you mean "adam"'),
         (["recipe", "cnn-image", "--set", "export.model_name=a/b"], "model name 'a/b'"),
+        (
+            ["recipe", "cnn-image", "--set", "train.optimizer_options={momentum: 0.9}"],
+            "train.optimizer_options {'momentum': 0.9} are not valid for 'adam'",
+        ),
         (["train", "missing.yaml"], "config file 'missing.yaml' does not exist"),
         (["evaluate", "nowhere"], "'nowhere' is not a run directory"),
         (["export", "nowhere.keras"], "neither a run directory nor an existing .keras file"),

@@ -74,6 +74,19 @@ def test_apply_overrides_does_not_mutate_input():
             ["train.reduce_lr_on_plateau.factor=2"],
             "train.reduce_lr_on_plateau.factor must be a fraction between 0 and 1",
         ),
+        (
+            ["train.learning_rate_schedule.name=linear"],
+            "train.learning_rate_schedule.name must be one of constant, cosine",
+        ),
+        (
+            ["train.learning_rate_schedule.name=cosine"],
+            "'constant' while train.reduce_lr_on_plateau is on",
+        ),
+        (
+            ["train.learning_rate_schedule.warmup_steps=5"],
+            "warmup_steps must be 0, or >= 0 with the cosine schedule",
+        ),
+        (["train.optimizer_options=[1]"], "train.optimizer_options must be"),
     ],
 )
 def test_bad_config_values_name_the_key_and_value(overrides, expected):

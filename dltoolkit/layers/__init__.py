@@ -1,5 +1,13 @@
 """Custom Keras layers, registered for ``.keras`` loading under the ``dltoolkit`` package."""
 
+from dltoolkit.layers.clustering import ClusteringLayer, target_distribution
 from dltoolkit.layers.som import SelfOrganizingMap, SOMSchedule, grid_coordinates, som_layers
 
-__all__ = ["SOMSchedule", "SelfOrganizingMap", "grid_coordinates", "som_layers"]
+__all__ = [
+    "ClusteringLayer",
+    "SOMSchedule",
+    "SelfOrganizingMap",
+    "grid_coordinates",
+    "som_layers",
+    "target_distribution",
+]

@@ -9,6 +9,6 @@ hyperparameters by name.
 from dltoolkit.models.registry import MODELS, builder_hyperparameters, resolve_model_config
 
 # Importing a builder module registers it.
-from dltoolkit.models import cnn, mlp, rnn, som  # noqa: F401  isort: skip
+from dltoolkit.models import autoencoder, cnn, dec, mlp, rnn, som  # noqa: F401  isort: skip
 
 __all__ = ["MODELS", "builder_hyperparameters", "resolve_model_config"]

@@ -53,6 +53,47 @@ def apply_conv_block(
     return x
 
 
+FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+
+
+def image_augmentation(
+    rank: int,
+    *,
+    flip: str,
+    rotation: float,
+    zoom: float,
+    translation: float,
+    contrast: float,
+) -> list[keras.layers.Layer]:
+    """Keras' random image layers for the requested augmentations (active in training)."""
+    require(
+        flip in FLIPS, f"model.augment_flip must be one of {', '.join(FLIPS)}, received {flip!r}."
+    )
+    amounts = {"rotation": rotation, "zoom": zoom, "translation": translation, "contrast": contrast}
+    for key, amount in amounts.items():
+        require(0.0 <= amount < 1.0, f"model.augment_{key} must be in [0, 1), received {amount}.")
+    requested = flip != "none" or any(amounts.values())
+    require(
+        not requested or rank == 2,
+        "image augmentation (model.augment_*) needs 2-D images of shape (height, width, "
+        "channels); set the augment_ options to their defaults for 1-D inputs.",
+    )
+    layers: list[keras.layers.Layer] = []
+    if flip != "none":
+        layers.append(keras.layers.RandomFlip(flip, name="augment_flip"))
+    if rotation:
+        layers.append(keras.layers.RandomRotation(rotation, name="augment_rotation"))
+    if zoom:
+        layers.append(keras.layers.RandomZoom(zoom, name="augment_zoom"))
+    if translation:
+        layers.append(
+            keras.layers.RandomTranslation(translation, translation, name="augment_translation")
+        )
+    if contrast:
+        layers.append(keras.layers.RandomContrast(contrast, name="augment_contrast"))
+    return layers
+
+
 @MODELS.register("cnn")
 def cnn(
     input_shape: Sequence[int],
@@ -72,6 +113,11 @@ def cnn(
     global_pooling: Literal["avg", "max", "flatten"] = "avg",
     dense_units: list[int] = (128,),
     dense_dropout: float = 0.3,
+    augment_flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "none",
+    augment_rotation: float = 0.0,
+    augment_zoom: float = 0.0,
+    augment_translation: float = 0.0,
+    augment_contrast: float = 0.0,
 ) -> keras.Model:
     """A stack of convolution blocks, global pooling, dense layers and an output head.
 
@@ -96,6 +142,16 @@ def cnn(
         global_pooling: ``avg``, ``max`` or ``flatten`` between the blocks and dense layers.
         dense_units: units of the dense layers before the output.
         dense_dropout: dropout rate after each dense layer.
+        augment_flip: image augmentation in training: random ``horizontal``, ``vertical``
+            or ``horizontal_and_vertical`` flips (``none``: off). Leave it off where a flip
+            changes the class (digits, text).
+        augment_rotation: random rotation by up to this fraction of a full turn.
+        augment_zoom: random zoom in or out by up to this fraction.
+        augment_translation: random shift by up to this fraction of height and width.
+        augment_contrast: random contrast change by up to this fraction.
+
+    Augmentation layers act on the raw image before ``preprocessing``, only in training;
+    the exported model does not augment.
 
     Returns:
         An uncompiled keras.Model.
@@ -123,10 +179,21 @@ def cnn(
         f"model.global_pooling must be avg, max or flatten, received {global_pooling!r}.",
     )
     check_activation(activation)
+    augmentation = image_augmentation(
+        rank,
+        flip=augment_flip,
+        rotation=augment_rotation,
+        zoom=augment_zoom,
+        translation=augment_translation,
+        contrast=augment_contrast,
+    )
 
     # === Layers ===
     inputs = keras.Input(shape=tuple(input_shape), name=input_name)
-    x = preprocessing(inputs) if preprocessing is not None else inputs
+    x = inputs
+    for layer in augmentation:
+        x = layer(x)
+    x = preprocessing(x) if preprocessing is not None else x
     for index, block_filters in enumerate(filters):
         x = apply_conv_block(
             x,
