@@ -101,6 +101,8 @@ def _export_here(
     import keras
     import tensorflow as tf
 
+    import dltoolkit.layers  # noqa: F401  registers the toolkit's custom layers for loading
+
     model = keras.saving.load_model(keras_path, safe_mode=True)
     input_tensor = model.inputs[0]
     num_classes = int(model.outputs[0].shape[-1])

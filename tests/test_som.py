@@ -224,3 +224,33 @@ def test_som_config_resolves_with_defaults():
     assert resolved["map_shape"] == [8, 8]
     assert resolved["sigma"] == 2.0
     assert resolved["topology"] == "rectangular"
+
+
+def test_a_fresh_process_loads_the_map_after_importing_dltoolkit_layers(tmp_path: Path):
+    """Custom layers register on import of dltoolkit.layers, which export and serve use."""
+    import subprocess
+    import sys
+
+    model, x, _ = trained_som()
+    path = tmp_path / "som.keras"
+    model.save(path)
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        "import sys, numpy as np, keras, dltoolkit.layers\n"
+        "model = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
+        "np.save(sys.argv[2], model.predict(np.load(sys.argv[3]), verbose=0)['bmu'])\n"
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(path),
+            str(tmp_path / "bmu.npy"),
+            str(tmp_path / "x.npy"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    expected = model.predict(x, verbose=0)["bmu"]
+    np.testing.assert_array_equal(np.load(tmp_path / "bmu.npy"), expected)
