@@ -16,6 +16,7 @@ from dltoolkit.models.arguments import (
     kernel_regularizer,
     require,
 )
+from dltoolkit.models.mlp import apply_dense_block
 from dltoolkit.models.registry import MODELS
 
 KINDS = ("dense", "conv", "lstm")
@@ -142,15 +143,6 @@ def autoencoder(
     return keras.Model(model_inputs, reconstruction, name=name)
 
 
-def _dense_block(x, units, *, activation, batch_norm, regularizer, name):
-    x = keras.layers.Dense(
-        units, use_bias=not batch_norm, kernel_regularizer=regularizer, name=name
-    )(x)
-    if batch_norm:
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
-    return keras.layers.Activation(activation, name=f"{name}_act")(x)
-
-
 def _dense_halves(
     shape, hidden_units, *, latent_dim, latent_activation, reconstruction_activation, **block
 ):
@@ -160,13 +152,13 @@ def _dense_halves(
         if len(shape) > 1:
             x = keras.layers.Flatten(name="flatten")(x)
         for index, size in enumerate(hidden_units):
-            x = _dense_block(x, size, name=f"encoder{index + 1}", **block)
+            x = apply_dense_block(x, size, name=f"encoder{index + 1}", **block)
         return keras.layers.Dense(latent_dim, activation=latent_activation, name="latent")(x)
 
     code = keras.Input(shape=(latent_dim,), name="code")
     y = code
     for index, size in enumerate(reversed(hidden_units)):
-        y = _dense_block(y, size, name=f"decoder{index + 1}", **block)
+        y = apply_dense_block(y, size, name=f"decoder{index + 1}", **block)
     y = keras.layers.Dense(
         features, activation=reconstruction_activation, dtype="float32", name="reconstruction"
     )(y)

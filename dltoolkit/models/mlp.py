@@ -16,6 +16,28 @@ from dltoolkit.models.arguments import (
 from dltoolkit.models.registry import MODELS
 
 
+def apply_dense_block(
+    x,
+    units: int,
+    *,
+    activation: str,
+    batch_norm: bool,
+    regularizer: keras.regularizers.Regularizer | None,
+    name: str,
+    dropout: float = 0.0,
+):
+    """Dense (+BN, which replaces the bias) + activation (+dropout), layers named ``name_*``."""
+    x = keras.layers.Dense(
+        units, use_bias=not batch_norm, kernel_regularizer=regularizer, name=name
+    )(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.Activation(activation, name=f"{name}_act")(x)
+    if dropout > 0:
+        x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
 @MODELS.register("mlp")
 def mlp(
     input_shape: Sequence[int],
@@ -69,14 +91,14 @@ def mlp(
     if len(input_shape) > 1:
         x = keras.layers.Flatten(name="flatten")(x)
     for index, units in enumerate(hidden_units):
-        layer = f"hidden{index + 1}"
-        x = keras.layers.Dense(
-            units, use_bias=not batch_norm, kernel_regularizer=regularizer, name=layer
-        )(x)
-        if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"{layer}_bn")(x)
-        x = keras.layers.Activation(activation, name=f"{layer}_act")(x)
-        if dropout > 0:
-            x = keras.layers.Dropout(dropout, name=f"{layer}_dropout")(x)
+        x = apply_dense_block(
+            x,
+            units,
+            activation=activation,
+            batch_norm=batch_norm,
+            regularizer=regularizer,
+            dropout=dropout,
+            name=f"hidden{index + 1}",
+        )
     outputs = output_layer(output_units, output_activation, regularizer)(x)
     return keras.Model(inputs, outputs, name=name)
