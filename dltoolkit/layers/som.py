@@ -126,7 +126,6 @@ class SelfOrganizingMap(keras.layers.Layer):
         self.codebook_initializer = keras.initializers.get(codebook_initializer)
         self.units = map_shape[0] * map_shape[1]
         self.coordinates = grid_coordinates(map_shape, topology)
-        self.supports_masking = False
 
     def build(self, input_shape) -> None:
         if len(input_shape) != 2 or input_shape[-1] is None:
@@ -221,8 +220,8 @@ class SelfOrganizingMap(keras.layers.Layer):
         bmu = ops.cast(ops.argmin(squared, axis=1), "int32")
         coordinates = ops.convert_to_tensor(self.coordinates)
         bmu_coordinates = ops.take(coordinates, bmu, axis=0)
-        best = ops.sqrt(ops.min(squared, axis=1))
-        self.add_loss(ops.mean(best))
+        distances = ops.sqrt(squared)
+        self.add_loss(ops.mean(ops.min(distances, axis=1)))  # the quantization error
         if training:
             if self.decay_steps is None:
                 raise ValueError(
@@ -234,7 +233,7 @@ class SelfOrganizingMap(keras.layers.Layer):
         return {
             "bmu": bmu,
             "bmu_coordinates": bmu_coordinates,
-            "distances": ops.sqrt(squared),
+            "distances": distances,
         }
 
     def _update(self, x, codebook, bmu_coordinates, coordinates) -> None:

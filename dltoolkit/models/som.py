@@ -106,6 +106,11 @@ def the_som_layer(model: keras.Model) -> SelfOrganizingMap:
     return layers[0]
 
 
+def _neighbour_reach(layer: SelfOrganizingMap) -> float:
+    """Largest grid distance between neighbouring units (diagonals count on a rectangle)."""
+    return (1.0 if layer.topology == "hexagonal" else np.sqrt(2.0)) + 1e-4
+
+
 def map_examples(model: keras.Model, x, batch_size: int = 1024) -> dict[str, np.ndarray]:
     """``model.predict`` as NumPy: ``bmu``, ``bmu_coordinates`` and ``distances`` per example."""
     outputs = model.predict(x, batch_size=batch_size, verbose=0)
@@ -134,8 +139,7 @@ def topographic_error(model: keras.Model, x, batch_size: int = 1024) -> float:
     first_two = np.argpartition(distances, 1, axis=1)[:, :2]
     coordinates = layer.coordinates
     gap = np.linalg.norm(coordinates[first_two[:, 0]] - coordinates[first_two[:, 1]], axis=1)
-    reach = 1.0 if layer.topology == "hexagonal" else np.sqrt(2.0)
-    return float(np.mean(gap > reach + 1e-4))
+    return float(np.mean(gap > _neighbour_reach(layer)))
 
 
 def hit_map(model: keras.Model, x, batch_size: int = 1024) -> np.ndarray:
@@ -173,13 +177,13 @@ def u_matrix(model: keras.Model) -> np.ndarray:
     layer = the_som_layer(model)
     codebook = keras.ops.convert_to_numpy(layer.codebook)
     coordinates = layer.coordinates
-    reach = 1.0 if layer.topology == "hexagonal" else np.sqrt(2.0)
+    reach = _neighbour_reach(layer)
     total = np.zeros(layer.units)
     count = np.zeros(layer.units)
     # Row by row keeps memory at O(units) per step, whatever the size of the map.
     for unit in range(layer.units):
         grid = np.linalg.norm(coordinates - coordinates[unit], axis=1)
-        neighbours = np.flatnonzero((grid > 0) & (grid <= reach + 1e-4))
+        neighbours = np.flatnonzero((grid > 0) & (grid <= reach))
         total[unit] = np.linalg.norm(codebook[neighbours] - codebook[unit], axis=1).sum()
         count[unit] = len(neighbours)
     return (total / np.maximum(count, 1)).reshape(layer.map_shape)
