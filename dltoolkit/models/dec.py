@@ -184,11 +184,13 @@ def fit_dec(
         )
     inputs = keras.Input(shape=x.shape[1:])
     code = encoder(inputs)
-    target = reconstruction_target(model, x)
+    pretraining = pretrain and pretrain_epochs > 0
+    # Only the decoder's losses (pretraining, IDEC) need the reconstruction target.
+    target = reconstruction_target(model, x) if pretraining or method == "idec" else None
 
     # === Pretraining ===
     pretrain_loss: list[float] = []
-    if pretrain and pretrain_epochs > 0:
+    if pretraining:
         autoencoder_model = keras.Model(inputs, decoder(code))
         autoencoder_model.compile(optimizer=pretrain_optimizer, loss="mse")
         history = autoencoder_model.fit(
