@@ -55,6 +55,8 @@ def test_clustering_layer_round_trip_and_errors():
         ClusteringLayer(0)
     with pytest.raises(ValueError, match="alpha must be positive"):
         ClusteringLayer(2, alpha=0)
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(batch, features\)"):
+        ClusteringLayer(2)(np.zeros((2, 3, 4), "float32"))
 
 
 def test_cluster_accuracy_finds_the_best_mapping():

@@ -254,3 +254,16 @@ def test_a_fresh_process_loads_the_map_after_importing_dltoolkit_layers(tmp_path
     )
     expected = model.predict(x, verbose=0)["bmu"]
     np.testing.assert_array_equal(np.load(tmp_path / "bmu.npy"), expected)
+
+
+def test_layer_input_and_initialisation_errors():
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(batch, features\)"):
+        SelfOrganizingMap((2, 2))(np.zeros((2, 3, 4), "float32"))
+    layer = SelfOrganizingMap((2, 2))
+    layer.build((None, 3))
+    with pytest.raises(ValueError, match="initialize_from got 5 features; the map has 3"):
+        layer.initialize_from(np.zeros((4, 5), "float32"))
+    with pytest.raises(ValueError, match="method must be 'pca' or 'sample'"):
+        layer.initialize_from(np.zeros((4, 3), "float32"), "kmeans")
+    with pytest.raises(ValueError, match="decay_steps must be a positive integer"):
+        layer.set_decay_steps(0)
