@@ -58,6 +58,19 @@ class ReduceLROnPlateauConfig:
     min_learning_rate: float = 1e-5
 
 
+@dataclass
+class CheckpointConfig:
+    """keras.callbacks.ModelCheckpoint into the run's ``checkpoints/`` folder.
+
+    ``best_only: true`` keeps one file, ``best.keras``, rewritten whenever ``monitor``
+    improves; ``false`` writes ``epoch-NNN.keras`` after every epoch.
+    """
+
+    enabled: bool = False
+    monitor: str = "val_loss"
+    best_only: bool = True
+
+
 SCHEDULES = ("constant", "cosine", "exponential", "polynomial")
 
 
@@ -93,8 +106,11 @@ class TrainConfig:
         default_factory=LearningRateScheduleConfig
     )
     loss: str | None = None
+    # Keras metrics by name, reported beside the task's own (e.g. [auc, precision]).
+    metrics: list[str] = field(default_factory=list)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     reduce_lr_on_plateau: ReduceLROnPlateauConfig = field(default_factory=ReduceLROnPlateauConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     verbose: int = 2
 
 

@@ -56,7 +56,38 @@ def resolve(config: RunConfig) -> RunConfig:
             f"expected one of {', '.join(OPTIMIZERS)}."
         )
     make_optimizer(resolved)  # unknown optimizer options fail before anything is written
+    for index, name in enumerate(resolved.train.metrics):
+        check_metric_name(name, f"train.metrics[{index}]")
     return resolved
+
+
+def check_metric_name(name: str, path: str) -> None:
+    """Raise ConfigError unless ``keras.metrics.get`` knows ``name``."""
+    try:
+        keras.metrics.get(name)
+        return
+    except (ValueError, TypeError):
+        pass
+    known = _metric_names()
+    raise ConfigError(
+        f"{path} {name!r} is not a Keras metric name{did_you_mean(name, known)}; "
+        f"use one keras.metrics.get accepts, e.g. {', '.join(known[:12])}, ..."
+    )
+
+
+def _metric_names() -> list[str]:
+    """Snake-case names of Keras' metrics that build without arguments."""
+    names = set()
+    for attribute in dir(keras.metrics):
+        candidate = getattr(keras.metrics, attribute)
+        if isinstance(candidate, type) and issubclass(candidate, keras.metrics.Metric):
+            try:
+                names.add(candidate().name)
+            except (TypeError, ValueError):
+                continue  # needs arguments (e.g. PrecisionAtRecall)
+    names.discard("metric")
+    names.discard("mean_metric_wrapper")
+    return sorted(names)
 
 
 def build_model(config: RunConfig, data: ArraySplits) -> keras.Model:
@@ -126,14 +157,16 @@ def compile_model(model: keras.Model, config: RunConfig, steps_per_epoch: int = 
     task = get_task(config.task)
     optimizer = make_optimizer(config, steps_per_epoch)
     loss = config.train.loss or task.default_loss
+    metrics = list(dict.fromkeys([*task.metrics(), *config.train.metrics]))
     try:
-        model.compile(optimizer=optimizer, loss=loss, metrics=task.metrics())
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     except ValueError as error:
         raise ConfigError(f"train.loss {loss!r} is not usable: {error}") from None
 
 
 def callbacks(config: RunConfig, run_dir: Path) -> list[keras.callbacks.Callback]:
-    """Standard callbacks: CSV history, early stopping and learning-rate reduction if set."""
+    """Standard callbacks: CSV history, and early stopping, learning-rate reduction and
+    checkpoints into ``run_dir/checkpoints`` where configured."""
     result: list[keras.callbacks.Callback] = [
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"))
     ]
@@ -154,6 +187,18 @@ def callbacks(config: RunConfig, run_dir: Path) -> list[keras.callbacks.Callback
                 factor=plateau.factor,
                 patience=plateau.patience,
                 min_lr=plateau.min_learning_rate,
+            )
+        )
+    checkpoint = config.train.checkpoint
+    if checkpoint.enabled:
+        folder = run_dir / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        filename = "best.keras" if checkpoint.best_only else "epoch-{epoch:03d}.keras"
+        result.append(
+            keras.callbacks.ModelCheckpoint(
+                str(folder / filename),
+                monitor=checkpoint.monitor,
+                save_best_only=checkpoint.best_only,
             )
         )
     return result

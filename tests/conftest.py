@@ -56,7 +56,16 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     previous = Path.cwd()
     os.chdir(root)
     try:
-        result = invoke("recipe", "cnn-image", *TINY)
+        # Extra metric and checkpoints on: the tests reading this run check both.
+        result = invoke(
+            "recipe",
+            "cnn-image",
+            *TINY,
+            "--set",
+            "train.metrics=[sparse_top_k_categorical_accuracy]",
+            "--set",
+            "train.checkpoint.enabled=true",
+        )
     finally:
         os.chdir(previous)
     assert result.exit_code == 0, result.output

@@ -101,6 +101,7 @@ def test_a_trained_autoencoder_scores_outliers_higher():
         ((4,), {"kind": "conv"}, "a conv autoencoder needs inputs of fixed shape"),
         ((4,), {"kind": "lstm"}, "an lstm autoencoder needs inputs of shape (steps, features)"),
         ((4,), {"latent_activation": "nope"}, "model.latent_activation 'nope' is not"),
+        ((5, 3), {"kind": "lstm", "batch_norm": True}, "model.batch_norm is not available"),
     ],
 )
 def test_autoencoder_argument_errors(shape, arguments, expected):

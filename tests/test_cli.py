@@ -65,6 +65,10 @@ def test_recipe_show_prints_resolved_yaml():
             ["recipe", "cnn-image", "--set", "train.optimizer_options={momentum: 0.9}"],
             "train.optimizer_options {'momentum': 0.9} are not valid for 'adam'",
         ),
+        (
+            ["recipe", "cnn-image", "--set", "train.metrics=[aucc]"],
+            "train.metrics[0] 'aucc' is not a Keras metric name (did you mean \"auc\"?)",
+        ),
         (["train", "missing.yaml"], "config file 'missing.yaml' does not exist"),
         (["evaluate", "nowhere"], "'nowhere' is not a run directory"),
         (["export", "nowhere.keras"], "neither a run directory nor an existing .keras file"),
@@ -98,6 +102,7 @@ def test_backend_other_than_the_running_one_is_refused():
 
 def test_run_directory_contents(trained_run: Path):
     assert sorted(path.name for path in trained_run.iterdir()) == [
+        "checkpoints",
         "config.yaml",
         "history.csv",
         "metrics.json",
@@ -115,10 +120,29 @@ def test_run_directory_contents(trained_run: Path):
     assert metrics["export"]["version"] >= 1
     history = (trained_run / "history.csv").read_text().splitlines()
     assert history[0].startswith("epoch") and "val_loss" in history[0]
+    assert "val_sparse_top_k_categorical_accuracy" in history[0]  # train.metrics
     assert len(history) == 1 + metrics["epochs_run"]
     config = yaml.safe_load((trained_run / "config.yaml").read_text())
     assert config["backend"] == BACKEND
     assert config["model"]["filters"] == [8]
+
+
+def test_checkpoint_holds_the_best_epoch(trained_run: Path):
+    import keras
+
+    from dltoolkit.config import load_config
+    from dltoolkit.data import load_dataset
+
+    (checkpoint,) = (trained_run / "checkpoints").iterdir()
+    assert checkpoint.name == "best.keras"
+    lines = (trained_run / "history.csv").read_text().splitlines()
+    column = lines[0].split(",").index("val_loss")
+    best = min(float(line.split(",")[column]) for line in lines[1:])
+    config = load_config(trained_run / "config.yaml")
+    data = load_dataset(config.data, config.seed)
+    model = keras.saving.load_model(checkpoint)
+    loss = model.evaluate(data.x_val, data.y_val, batch_size=config.train.batch_size, verbose=0)
+    assert np.isclose(loss[0], best, rtol=1e-4)
 
 
 def test_train_reruns_a_saved_config_in_a_new_run_directory(trained_run: Path, workdir: Path):

@@ -77,7 +77,7 @@ def autoencoder(
         latent_activation: activation of the code (None: linear).
         reconstruction_activation: activation of the reconstruction (None: linear;
             ``sigmoid`` for data scaled to [0, 1]).
-        batch_norm: batch normalisation after hidden dense/conv layers.
+        batch_norm: batch normalisation after hidden dense/conv layers (not for lstm).
         noise_stddev: Gaussian noise added to the encoder's input in training (denoising).
         input_dropout: share of input values zeroed in training (masking noise).
         l1: L1 penalty on hidden kernels.
@@ -134,6 +134,11 @@ def autoencoder(
         encoder_body, decoder = _conv_halves(shape, filters, kernel_size, **settings)
     else:
         check_units(units, "model.units", allow_empty=False)
+        require(
+            not batch_norm,
+            "model.batch_norm is not available for kind 'lstm' (recurrent layers are not "
+            "batch-normalised here); set model.batch_norm=false or use kind 'dense' or 'conv'.",
+        )
         encoder_body, decoder = _lstm_halves(shape, units, **settings)
     encoder = keras.Model(inputs, encoder_body(x), name="encoder")
 
