@@ -39,7 +39,7 @@ def run_once(backend: str, seed: int, root: Path) -> dict:
         "backend": backend,
         "seed": seed,
         "accuracy": metrics["test"]["accuracy"],
-        "baseline": metrics["baseline"]["test"]["accuracy"],
+        "baseline": metrics["baselines"][0]["test"]["accuracy"],
         "epochs": metrics["epochs_run"],
         "train_s": metrics["train_seconds"],
         "wall_s": wall,

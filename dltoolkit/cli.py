@@ -256,13 +256,18 @@ def export_command(model_path: str, model_name: str | None, repository: str | No
             "name": config.export.model_name or config.name,
             "repository": config.export.directory,
         }
-    class_names = _class_names_beside(path)
+    written = _run_metrics_beside(path)
     # Writing happens under TensorFlow; another backend hands it to a TensorFlow process.
     use_backend(requested_backend(None, None))
     from dltoolkit.export import export_saved_model
 
     target = export_saved_model(
-        path, repository or defaults["repository"], model_name or defaults["name"], class_names
+        path,
+        repository or defaults["repository"],
+        model_name or defaults["name"],
+        written.get("data", {}).get("class_names"),
+        task=written.get("task", "classification"),
+        decision=written.get("decision"),
     )
     click.echo(str(target))
 
@@ -277,11 +282,10 @@ def _model_file(model_path: str) -> Path:
     return path
 
 
-def _class_names_beside(model_path: Path) -> list[str] | None:
+def _run_metrics_beside(model_path: Path) -> dict[str, Any]:
+    """The run's metrics.json beside a model file (task, decision, class names), or {}."""
     metrics = model_path.parent / "metrics.json"
-    if metrics.is_file():
-        return json.loads(metrics.read_text()).get("data", {}).get("class_names")
-    return None
+    return json.loads(metrics.read_text()) if metrics.is_file() else {}
 
 
 @main.command()
@@ -317,7 +321,7 @@ def predict(model_path, data_source, output_file, batch_size, backend) -> None:
     use_backend(requested_backend(backend, None))
     from dltoolkit.evaluation import predict_source
 
-    rows = predict_source(path, data_source, batch_size, _class_names_beside(path))
+    rows = predict_source(path, data_source, batch_size, _run_metrics_beside(path))
     with open(output_file, "x", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()

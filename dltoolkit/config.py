@@ -28,7 +28,14 @@ BACKENDS = ("tensorflow", "jax", "torch")
 class DataConfig:
     """Where the data comes from and how it is split.
 
-    ``source`` is ``builtin:NAME``, ``images:PATH``, ``npz:PATH`` or ``tfds:NAME``.
+    ``source`` is ``builtin:NAME``, ``images:PATH``, ``npz:PATH``, ``tfds:NAME``, or a
+    table: ``csv:PATH`` or ``parquet:PATH``. Tables name their ``label`` column; the
+    ``features`` default to every other column (less ``time_column``), and ``categorical``
+    to the non-numeric ones (a column whose values are at least 95% numbers is numeric, and
+    its stray non-numbers are reported). ``split``: ``stratified`` (by label; classification),
+    ``random``, or ``time`` (ordered by ``time_column``, or file order, never shuffled: the
+    last rows are the test split). ``missing``: what a missing numeric value does,
+    ``error`` or ``median`` (filled with the training split's median, in serving too).
     """
 
     source: str = "builtin:digits"
@@ -37,6 +44,12 @@ class DataConfig:
     validation_split: float = 0.15
     test_split: float = 0.15
     data_dir: str | None = None
+    label: str | None = None
+    features: list[str] | None = None
+    categorical: list[str] | None = None
+    time_column: str | None = None
+    split: str = "stratified"
+    missing: str = "error"
 
 
 @dataclass
@@ -69,6 +82,22 @@ class CheckpointConfig:
     enabled: bool = False
     monitor: str = "val_loss"
     best_only: bool = True
+
+
+@dataclass
+class ThresholdConfig:
+    """How a binary classifier's decision threshold is chosen on the validation split.
+
+    ``objective``: ``f1`` (the threshold of best F1), ``precision`` (the lowest threshold
+    whose precision reaches ``target``: most recall at that precision) or ``recall`` (the
+    highest threshold whose recall reaches ``target``), or ``fixed`` (``target`` itself).
+    """
+
+    objective: str = "f1"
+    target: float | None = None
+
+
+THRESHOLD_OBJECTIVES = ("f1", "precision", "recall", "fixed")
 
 
 SCHEDULES = ("constant", "cosine", "exponential", "polynomial")
@@ -111,6 +140,9 @@ class TrainConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     reduce_lr_on_plateau: ReduceLROnPlateauConfig = field(default_factory=ReduceLROnPlateauConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    # Classification: "balanced" weighs each class inversely to its training frequency.
+    class_weight: str | None = None
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     verbose: int = 2
 
 
@@ -147,7 +179,8 @@ class RunConfig:
         return yaml.dump(self.to_dict(), Dumper=_ConfigDumper, sort_keys=False, width=100)
 
 
-TASKS = ("classification",)
+TASKS = ("classification", "binary", "regression")
+SPLITS = ("stratified", "random", "time")
 
 
 class _ConfigDumper(yaml.SafeDumper):
@@ -398,6 +431,12 @@ def _check_values(config: RunConfig) -> None:
         fail("data.image_size", data.image_size, "[height, width] of positive integers")
     if data.color_mode not in ("rgb", "grayscale", "rgba"):
         fail("data.color_mode", data.color_mode, "one of 'rgb', 'grayscale', 'rgba'")
+    if data.split not in SPLITS:
+        fail("data.split", data.split, "one of " + ", ".join(SPLITS))
+    if data.missing not in ("error", "median"):
+        fail("data.missing", data.missing, "'error' or 'median'")
+    if data.split == "stratified" and config.task == "regression":
+        fail("data.split", data.split, "'random' or 'time' for regression (no classes)")
     train = config.train
     if train.epochs < 1:
         fail("train.epochs", train.epochs, "a positive integer")
@@ -413,6 +452,25 @@ def _check_values(config: RunConfig) -> None:
     if not 0.0 < plateau.factor < 1.0:
         fail("train.reduce_lr_on_plateau.factor", plateau.factor, "a fraction between 0 and 1")
     schedule = train.learning_rate_schedule
+    if train.class_weight not in (None, "balanced"):
+        fail("train.class_weight", train.class_weight, "'balanced' or null")
+    if train.class_weight is not None and config.task == "regression":
+        fail("train.class_weight", train.class_weight, "null for regression (no classes)")
+    threshold = train.threshold
+    if threshold.objective not in THRESHOLD_OBJECTIVES:
+        fail(
+            "train.threshold.objective",
+            threshold.objective,
+            "one of " + ", ".join(THRESHOLD_OBJECTIVES),
+        )
+    if threshold.objective != "f1" and not (
+        threshold.target is not None and 0.0 < threshold.target < 1.0
+    ):
+        fail(
+            "train.threshold.target",
+            threshold.target,
+            f"a fraction between 0 and 1 with objective {threshold.objective!r}",
+        )
     if schedule.name not in SCHEDULES:
         fail("train.learning_rate_schedule.name", schedule.name, "one of " + ", ".join(SCHEDULES))
     if schedule.decay_steps is not None and schedule.decay_steps < 1:

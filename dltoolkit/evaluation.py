@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from dltoolkit import features
 from dltoolkit.config import DataConfig, load_config
-from dltoolkit.data import load_dataset, load_unlabelled
+from dltoolkit.data import load_unlabelled
 from dltoolkit.errors import DataError
 from dltoolkit.tasks import get_task
 
@@ -22,16 +24,27 @@ def load_model(path: str | Path) -> keras.Model:
 
 
 def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
-    """Re-build a run's test split from its config and score its ``model.keras`` on it."""
+    """Re-build a run's test split from its config and score its ``model.keras`` on it.
+
+    A table is encoded with the run's saved FeatureSpace, and a binary classifier is
+    scored at the threshold the run chose.
+    """
+    from dltoolkit.training import predict_outputs, prepare_data
+
     run_dir = Path(run_dir)
     config = load_config(run_dir / "config.yaml")
-    data = load_dataset(config.data, config.seed)
+    saved = run_dir if (run_dir / features.FEATURES_FILE).is_file() else None
+    data = prepare_data(config, saved_features=saved)
     model = load_model(run_dir / "model.keras")
-    probabilities = np.asarray(
-        model.predict(data.x_test, batch_size=config.train.batch_size, verbose=0), np.float64
-    )
-    scores = get_task(config.task).scores(data.y_test, probabilities)
+    outputs = predict_outputs(model, data.x_test, config.train.batch_size)
+    decision = _written(run_dir).get("decision", {})
+    scores = get_task(config.task).scores(data.y_test, outputs, decision)
     return {"run_dir": str(run_dir), "backend": keras.backend.backend(), "test": scores}
+
+
+def _written(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _data_config_for(model: keras.Model) -> DataConfig:
@@ -48,21 +61,56 @@ def predict_source(
     model_path: str | Path,
     source: str,
     batch_size: int = 256,
-    class_names: list[str] | None = None,
+    written: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Predict every input of ``source``; one row per input: id, class, probabilities."""
+    """Predict every input of ``source``; one row per input with the task's outputs.
+
+    Args:
+        model_path: a ``.keras`` file; a ``features.keras`` beside it marks a table model,
+            whose inputs are raw columns read from ``csv:PATH`` or ``parquet:PATH``.
+        source: the inputs.
+        batch_size: prediction batch size.
+        written: the run's metrics.json (task, class names, decision); {} for a bare model.
+
+    Returns:
+        Rows with ``id`` and, by task, class id/name and probabilities, or ``prediction``.
+    """
+    written = written or {}
     model = load_model(model_path)
-    x, identifiers = load_unlabelled(source, _data_config_for(model))
+    saved = features.load(Path(model_path).parent)
+    if saved is None:
+        x, identifiers = load_unlabelled(source, _data_config_for(model))
+    else:
+        x, identifiers = _encoded_table(source, *saved)
     expected = tuple(model.inputs[0].shape[1:])
     if tuple(x.shape[1:]) != expected:
         raise DataError(
             f"inputs from {source!r} have shape {tuple(x.shape[1:])} per example, the model "
             f"expects {expected}; pass data shaped like the training data."
         )
-    probabilities = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
-    names = class_names or [str(index) for index in range(probabilities.shape[-1])]
+    outputs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), np.float64)
+    task = written.get("task", "classification")
+    names = written.get("data", {}).get("class_names") or []
+    if task == "regression":
+        return [
+            {"id": i, "prediction": float(v)}
+            for i, v in zip(identifiers, outputs[:, 0], strict=True)
+        ]
+    if task == "binary":
+        names = names or ["0", "1"]
+        threshold = float(written.get("decision", {}).get("threshold", 0.5))
+        return [
+            {
+                "id": i,
+                "probability": float(p),
+                "class_id": int(p >= threshold),
+                "class_name": names[int(p >= threshold)],
+            }
+            for i, p in zip(identifiers, outputs[:, 0], strict=True)
+        ]
+    names = names or [str(index) for index in range(outputs.shape[-1])]
     rows = []
-    for identifier, row in zip(identifiers, probabilities, strict=True):
+    for identifier, row in zip(identifiers, outputs, strict=True):
         predicted = int(row.argmax())
         rows.append(
             {
@@ -73,3 +121,32 @@ def predict_source(
             }
         )
     return rows
+
+
+def _encoded_table(source: str, space: Any, info: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
+    """Raw columns of a table, checked and encoded like the training data."""
+    from dltoolkit.data.sources import parse_source
+    from dltoolkit.data.tabular import TABLE_KINDS, load_table
+
+    kind, location = parse_source(source)
+    if kind not in TABLE_KINDS:
+        raise DataError(
+            f"this model takes a table; pass --data csv:PATH or parquet:PATH, received {source!r}."
+        )
+    numeric, categorical = info["numeric"], info["categorical"]
+    config = DataConfig(
+        features=[*numeric, *categorical], categorical=categorical, missing="median"
+    )
+    table = load_table(kind, location, config, require_label=False)
+    frame = table.frame
+    for column in numeric:
+        missing = frame[column].isna().to_numpy()
+        if missing.any() and column not in info["medians"]:
+            row = int(np.flatnonzero(missing)[0])
+            raise DataError(
+                f"{source!r}: column {column!r} is missing a value at row {row + 2}; the model "
+                "was trained without missing values there, so fill it in."
+            )
+    frame = frame.fillna(info["medians"])
+    x = features.encode(space, frame, numeric, categorical)
+    return x, [str(index) for index in range(len(frame))]

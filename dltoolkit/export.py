@@ -19,7 +19,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from dltoolkit.errors import DltkError
 
@@ -48,17 +50,26 @@ def export_saved_model(
     repository: str | Path,
     model_name: str,
     class_names: list[str] | None = None,
+    *,
+    task: str = "classification",
+    decision: dict[str, Any] | None = None,
 ) -> Path:
-    """Export a ``.keras`` classifier as the next version of ``repository/model_name``.
+    """Export a trained ``.keras`` model as the next version of ``repository/model_name``.
 
-    The ``serving_default`` signature takes the model's named input and returns
-    ``probabilities``, ``class_id`` and ``class_name``.
+    The ``serving_default`` signature takes the model's named input (for a table: one
+    input per raw feature column, run through the ``features.keras`` FeatureSpace saved
+    beside the model, missing numbers filled with the training medians) and returns, by
+    task: ``probabilities``, ``class_id``, ``class_name`` (classification);
+    ``probability``, ``class_id``, ``class_name`` at the chosen threshold (binary);
+    ``prediction`` (regression).
 
     Args:
         keras_path: the trained model's ``.keras`` file.
         repository: model repository root (``saved_models``).
         model_name: folder name of the model in the repository.
         class_names: names of the classes, in class-index order (default: "0", "1", ...).
+        task: ``classification``, ``binary`` or ``regression``.
+        decision: what was chosen on validation; binary: ``{"threshold": ...}``.
 
     Returns:
         The version folder written.
@@ -69,13 +80,14 @@ def export_saved_model(
         raise DltkError(f"model file {str(keras_path)!r} does not exist.")
     import keras
 
+    head = {"task": task, "class_names": class_names, "decision": decision or {}}
     if keras.backend.backend() == "tensorflow":
-        return _export_here(keras_path, Path(repository), model_name, class_names)
-    return _export_in_tensorflow_process(keras_path, Path(repository), model_name, class_names)
+        return _export_here(keras_path, Path(repository), model_name, head)
+    return _export_in_tensorflow_process(keras_path, Path(repository), model_name, head)
 
 
 def _export_in_tensorflow_process(
-    keras_path: Path, repository: Path, model_name: str, class_names: list[str] | None
+    keras_path: Path, repository: Path, model_name: str, head: dict[str, Any]
 ) -> Path:
     command = [
         sys.executable,
@@ -84,8 +96,8 @@ def _export_in_tensorflow_process(
         str(keras_path),
         str(repository),
         model_name,
-        "--class-names",
-        json.dumps(class_names),
+        "--head",
+        json.dumps(head),
     ]
     environment = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run(command, env=environment, capture_output=True, text=True)
@@ -95,39 +107,35 @@ def _export_in_tensorflow_process(
     return Path(result.stdout.strip().splitlines()[-1])
 
 
-def _export_here(
-    keras_path: Path, repository: Path, model_name: str, class_names: list[str] | None
-) -> Path:
+def _export_here(keras_path: Path, repository: Path, model_name: str, head: dict[str, Any]) -> Path:
     import keras
     import tensorflow as tf
 
     import dltoolkit.layers  # noqa: F401  registers the toolkit's custom layers for loading
+    from dltoolkit import features
 
     model = keras.saving.load_model(keras_path, safe_mode=True)
-    input_tensor = model.inputs[0]
-    num_classes = int(model.outputs[0].shape[-1])
-    names = class_names or [str(index) for index in range(num_classes)]
-    if len(names) != num_classes:
-        raise DltkError(f"{len(names)} class names given for a model with {num_classes} outputs.")
-    name_table = tf.constant(names)
-    input_name = getattr(input_tensor, "name", None) or "inputs"
+    saved_features = features.load(keras_path.parent)
+    if saved_features is None:
+        input_tensor = model.inputs[0]
+        name = getattr(input_tensor, "name", None) or "inputs"
+        signature = {name: tf.TensorSpec(tuple(input_tensor.shape), tf.float32, name=name)}
+
+        def prepare(inputs):
+            return inputs[name]
+    else:
+        space, info = saved_features
+        signature, prepare = _table_inputs(space, info)
+    outputs = _head_outputs(model, head)
 
     def serve(inputs):
-        probabilities = model(inputs, training=False)
-        class_id = tf.argmax(probabilities, axis=-1)
-        return {
-            "probabilities": probabilities,
-            "class_id": class_id,
-            "class_name": tf.gather(name_table, class_id),
-        }
+        return outputs(model(prepare(inputs), training=False))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        name="serving_default",
-        fn=serve,
-        input_signature=[tf.TensorSpec(tuple(input_tensor.shape), tf.float32, name=input_name)],
-    )
+    if saved_features is not None:
+        archive.track(saved_features[0])
+    archive.add_endpoint(name="serving_default", fn=serve, input_signature=[signature])
     model_dir = repository / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=".export-", dir=model_dir))
@@ -137,6 +145,73 @@ def _export_here(
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _table_inputs(space: Any, info: dict[str, Any]) -> tuple[dict, Callable]:
+    """One serving input per raw column; numbers' NaNs become the training medians."""
+    import tensorflow as tf
+
+    signature = {}
+    for column in info["numeric"]:
+        signature[column] = tf.TensorSpec((None,), tf.float32, name=serving_name(column))
+    for column in info["categorical"]:
+        signature[column] = tf.TensorSpec((None,), tf.string, name=serving_name(column))
+    medians = info["medians"]
+
+    def prepare(inputs):
+        columns = dict(inputs)
+        for column, median in medians.items():
+            value = columns[column]
+            columns[column] = tf.where(
+                tf.math.is_nan(value), tf.constant(median, value.dtype), value
+            )
+        return space(columns)
+
+    return signature, prepare
+
+
+def serving_name(column: str) -> str:
+    """A column name as a SavedModel input name (letters, digits, ``_.-`` only)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.\-]", "_", column)
+    return cleaned if re.match(r"[A-Za-z0-9.]", cleaned) else f"f{cleaned}"
+
+
+def _head_outputs(model: Any, head: dict[str, Any]) -> Callable:
+    """The task's named serving outputs from the model's raw output."""
+    import tensorflow as tf
+
+    task = head["task"]
+    units = int(model.outputs[0].shape[-1])
+    if task == "regression":
+        return lambda output: {"prediction": tf.reshape(output, (-1,))}
+    names = head["class_names"] or [str(index) for index in range(max(units, 2))]
+    expected = 2 if task == "binary" else units
+    if len(names) != expected:
+        raise DltkError(f"{len(names)} class names given for a model with {expected} classes.")
+    name_table = tf.constant(names)
+    if task == "binary":
+        threshold = float(head["decision"].get("threshold", 0.5))
+
+        def binary(output):
+            probability = tf.reshape(output, (-1,))
+            class_id = tf.cast(probability >= threshold, tf.int64)
+            return {
+                "probability": probability,
+                "class_id": class_id,
+                "class_name": tf.gather(name_table, class_id),
+            }
+
+        return binary
+
+    def classification(probabilities):
+        class_id = tf.argmax(probabilities, axis=-1)
+        return {
+            "probabilities": probabilities,
+            "class_id": class_id,
+            "class_name": tf.gather(name_table, class_id),
+        }
+
+    return classification
 
 
 def _publish(temporary: Path, model_dir: Path) -> Path:
@@ -161,15 +236,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("keras_path")
     parser.add_argument("repository")
     parser.add_argument("model_name")
-    parser.add_argument("--class-names", default="null")
+    parser.add_argument("--head", default='{"task": "classification"}')
     arguments = parser.parse_args(argv)
     os.environ["KERAS_BACKEND"] = "tensorflow"
     try:
+        head = json.loads(arguments.head)
         path = export_saved_model(
             arguments.keras_path,
             arguments.repository,
             arguments.model_name,
-            json.loads(arguments.class_names),
+            head.get("class_names"),
+            task=head.get("task", "classification"),
+            decision=head.get("decision"),
         )
     except DltkError as error:
         print(error, file=sys.stderr)

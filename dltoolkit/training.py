@@ -19,8 +19,11 @@ import numpy as np
 from dltoolkit.backend import library_versions
 from dltoolkit.config import RunConfig
 from dltoolkit.data import ArraySplits, load_dataset
+from dltoolkit.data.sources import is_table
 from dltoolkit.errors import ConfigError, did_you_mean
 from dltoolkit.export import check_model_name, export_saved_model
+from dltoolkit.features import load_table_dataset
+from dltoolkit.features import save as save_features
 from dltoolkit.models import MODELS, resolve_model_config
 from dltoolkit.runs import create_run_dir, write_json, write_text_atomic
 from dltoolkit.tasks import get_task
@@ -90,27 +93,53 @@ def _metric_names() -> list[str]:
     return sorted(names)
 
 
+def prepare_data(config: RunConfig, saved_features: Path | None = None) -> ArraySplits:
+    """Load and split the configured data; tables are encoded by a FeatureSpace adapted on
+    the training split (or the one saved in ``saved_features``, to re-evaluate a run)."""
+    task = get_task(config.task)
+    if is_table(config.data.source):
+        return load_table_dataset(config.data, config.seed, task.classes, saved_features)
+    if not task.classes:
+        raise ConfigError(
+            f"task {config.task!r} needs a table (csv:PATH, parquet:PATH or a builtin table), "
+            f"received data source {config.data.source!r}."
+        )
+    return load_dataset(config.data, config.seed)
+
+
 def build_model(config: RunConfig, data: ArraySplits) -> keras.Model:
-    """Build the configured model, with input normalisation adapted on the training split."""
+    """Build the configured model. Image and array inputs get a Normalization layer adapted
+    on the training split inside the model (tables are standardised by their FeatureSpace),
+    and a regression output is rescaled to the target's mean and spread, so the exported
+    model takes raw inputs and answers in the target's units."""
     task = get_task(config.task)
     hyperparameters = {key: value for key, value in config.model.items() if key != "builder"}
-    # Per-channel normalisation inside the model: the exported model takes raw inputs.
-    normalization = keras.layers.Normalization(axis=-1, name="normalization")
-    normalization.adapt(data.x_train)
+    preprocessing = None
+    if data.feature_space is None:
+        preprocessing = keras.layers.Normalization(axis=-1, name="normalization")
+        preprocessing.adapt(data.x_train)
     builder = MODELS.get(config.model["builder"])
-    return builder(
+    name = config.name.replace("-", "_")
+    model = builder(
         data.input_shape,
         **task.head(data.num_classes),
-        preprocessing=normalization,
-        input_name=input_name_for(data.input_shape),
-        name=config.name.replace("-", "_"),
+        preprocessing=preprocessing,
+        input_name=input_name_for(data),
+        name=name,
         **hyperparameters,
     )
+    if task.classes:
+        return model
+    mean, spread = float(np.mean(data.y_train)), float(np.std(data.y_train)) or 1.0
+    outputs = keras.layers.Rescaling(spread, offset=mean, name="target_scale")(model.outputs[0])
+    return keras.Model(model.inputs, outputs, name=name)
 
 
-def input_name_for(input_shape: tuple[int, ...]) -> str:
-    """Name of the model's input (and of the serving signature's input)."""
-    return "image" if len(input_shape) == 3 else "inputs"
+def input_name_for(data: ArraySplits) -> str:
+    """Name of the model's input: ``image``, ``features`` (encoded table) or ``inputs``."""
+    if data.feature_space is not None:
+        return "features"
+    return "image" if len(data.input_shape) == 3 else "inputs"
 
 
 def learning_rate(config: RunConfig, steps_per_epoch: int):
@@ -204,9 +233,18 @@ def callbacks(config: RunConfig, run_dir: Path) -> list[keras.callbacks.Callback
     return result
 
 
-def predict_probabilities(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
+def predict_outputs(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
     """Model outputs as a float64 NumPy array."""
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+
+
+def class_weights(config: RunConfig, y_train: np.ndarray, num_classes: int) -> dict | None:
+    """``{class: weight}`` inversely proportional to class frequency, when configured."""
+    if config.train.class_weight != "balanced":
+        return None
+    counts = np.bincount(y_train, minlength=num_classes).astype(np.float64)
+    weights = len(y_train) / (num_classes * np.maximum(counts, 1.0))
+    return {index: float(weight) for index, weight in enumerate(weights)}
 
 
 def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
@@ -218,17 +256,26 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     config = resolve(config)
     task = get_task(config.task)
     keras.utils.set_random_seed(config.seed)
-    data = load_dataset(config.data, config.seed)
+    data = prepare_data(config)
     model = build_model(config, data)
     compile_model(model, config, math.ceil(len(data.x_train) / config.train.batch_size))
 
     run_dir = create_run_dir(config.output_dir, config.name)
     write_text_atomic(run_dir / "config.yaml", config.to_yaml())
+    if data.table is not None:
+        save_features(
+            data.feature_space,
+            run_dir,
+            data.table.numeric,
+            data.table.categorical,
+            data.table.medians,
+        )
     echo(f"run directory: {run_dir}")
     sizes = data.sizes()
+    classes = f"{data.num_classes} classes, " if task.classes else ""
     echo(
         f"data {data.source}: {sizes['train']} train / {sizes['validation']} validation / "
-        f"{sizes['test']} test, {data.num_classes} classes, input {data.input_shape}; "
+        f"{sizes['test']} test, {classes}input {data.input_shape}; "
         f"backend {keras.backend.backend()}"
     )
 
@@ -240,14 +287,20 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
         epochs=config.train.epochs,
         batch_size=config.train.batch_size,
         callbacks=callbacks(config, run_dir),
+        class_weight=class_weights(config, data.y_train, data.num_classes),
         verbose=config.train.verbose,
     )
     train_seconds = time.perf_counter() - start
     epochs_run = len(history.history["loss"])
 
-    probabilities = predict_probabilities(model, data.x_test, config.train.batch_size)
-    test_scores = task.scores(data.y_test, probabilities)
-    baseline = task.baseline(data.x_train, data.y_train, data.x_test, data.y_test, data.num_classes)
+    batch_size = config.train.batch_size
+    decision = task.decision(
+        data.y_val, predict_outputs(model, data.x_val, batch_size), config.train.threshold
+    )
+    test_scores = task.scores(
+        data.y_test, predict_outputs(model, data.x_test, batch_size), decision
+    )
+    baselines = task.baselines(data, config.train.threshold, config.train.class_weight)
     model_path = run_dir / "model.keras"
     model.save(model_path)
 
@@ -256,7 +309,8 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
         "task": config.task,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "test": test_scores,
-        "baseline": baseline,
+        "decision": decision,
+        "baselines": baselines,
         "parameters": {
             "total": int(model.count_params()),
             "trainable": int(sum(math.prod(w.shape) for w in model.trainable_weights)),
@@ -275,8 +329,11 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
             "class_names": data.class_names,
         },
     }
+    if data.table is not None:
+        metrics["data"]["numeric"] = data.table.numeric
+        metrics["data"]["categorical"] = data.table.categorical
     write_json(run_dir / "metrics.json", metrics)
-    echo(_summary(metrics))
+    echo(_summary(metrics, task.headline))
 
     export_path = None
     if config.export.enabled:
@@ -285,6 +342,8 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
             config.export.directory,
             config.export.model_name or config.name,
             data.class_names,
+            task=config.task,
+            decision=decision,
         )
         metrics["export"] = {"path": str(export_path), "version": int(export_path.name)}
         write_json(run_dir / "metrics.json", metrics)
@@ -296,15 +355,18 @@ def _best_epoch(history: dict[str, list[float]], config: RunConfig) -> int:
     monitored = history.get(config.train.early_stopping.monitor)
     if not monitored:
         return len(history["loss"])
-    pick = np.argmax if "acc" in config.train.early_stopping.monitor else np.argmin
+    higher_is_better = any(key in config.train.early_stopping.monitor for key in ("acc", "auc"))
+    pick = np.argmax if higher_is_better else np.argmin
     return int(pick(monitored)) + 1
 
 
-def _summary(metrics: dict[str, Any]) -> str:
-    test, baseline = metrics["test"], metrics["baseline"]
+def _summary(metrics: dict[str, Any], headline: str) -> str:
+    def score(scores: dict[str, Any]) -> str:
+        return f"{scores[headline]:.4f}"
+
+    baselines = ", ".join(f"{b['name']} {score(b['test'])}" for b in metrics["baselines"])
     return (
-        f"test accuracy {test['accuracy']:.4f} (macro F1 {test['macro_f1']:.4f}) | "
-        f"baseline {baseline['name']} {baseline['test']['accuracy']:.4f} | "
+        f"test {headline} {score(metrics['test'])} | baselines: {baselines} | "
         f"{metrics['parameters']['total']:,} parameters, {metrics['epochs_run']} epochs in "
         f"{metrics['train_seconds']:.1f} s ({metrics['samples_per_second']:.0f} samples/s)"
     )

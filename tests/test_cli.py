@@ -115,7 +115,7 @@ def test_run_directory_contents(trained_run: Path):
     assert metrics["parameters"]["total"] > 0
     assert metrics["train_seconds"] > 0 and metrics["samples_per_second"] > 0
     assert metrics["versions"]["keras"]
-    assert metrics["baseline"]["name"] == "logistic_regression"
+    assert [b["name"] for b in metrics["baselines"]] == ["logistic_regression"]
     assert metrics["data"]["sizes"] == {"train": 1257, "validation": 270, "test": 270}
     assert metrics["export"]["version"] >= 1
     history = (trained_run / "history.csv").read_text().splitlines()

@@ -26,8 +26,11 @@ BUILTIN = {"digits": _digits}
 def load(name: str, config: DataConfig) -> LabelledArrays:
     """Load builtin dataset ``name``."""
     if name not in BUILTIN:
+        from dltoolkit.data.tabular import BUILTIN_TABLES
+
+        known = [*BUILTIN, *BUILTIN_TABLES]
         raise DataError(
-            f"unknown builtin dataset {name!r}{did_you_mean(name, BUILTIN)}; "
-            f"available: {', '.join(sorted(BUILTIN))}."
+            f"unknown builtin dataset {name!r}{did_you_mean(name, known)}; "
+            f"available: {', '.join(sorted(known))}."
         )
     return BUILTIN[name]()

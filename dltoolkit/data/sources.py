@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,9 @@ class ArraySplits:
     y_test: np.ndarray
     class_names: list[str]
     source: str
+    # Tables: the raw split (TableSplits) and the FeatureSpace that encoded it.
+    table: Any = None
+    feature_space: Any = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -64,7 +68,7 @@ def _loaders() -> dict[str, Loader]:
     }
 
 
-SOURCE_KINDS = ("builtin", "images", "npz", "tfds")
+SOURCE_KINDS = ("builtin", "images", "npz", "tfds", "csv", "parquet")
 
 
 def parse_source(source: str) -> tuple[str, str]:
@@ -73,7 +77,8 @@ def parse_source(source: str) -> tuple[str, str]:
     if not sep or not location:
         raise DataError(
             f"data source {source!r} is not of the form KIND:LOCATION; expected one of "
-            "builtin:NAME, images:PATH, npz:PATH, tfds:NAME (e.g. --data builtin:digits)."
+            "builtin:NAME, images:PATH, npz:PATH, tfds:NAME, csv:PATH, parquet:PATH "
+            "(e.g. --data builtin:digits)."
         )
     if kind not in SOURCE_KINDS:
         raise DataError(
@@ -81,6 +86,14 @@ def parse_source(source: str) -> tuple[str, str]:
             f"expected one of {', '.join(SOURCE_KINDS)}."
         )
     return kind, location
+
+
+def is_table(source: str) -> bool:
+    """Whether ``source`` is tabular: csv, parquet or a builtin table."""
+    from dltoolkit.data.tabular import BUILTIN_TABLES, TABLE_KINDS
+
+    kind, location = parse_source(source)
+    return kind in TABLE_KINDS or (kind == "builtin" and location in BUILTIN_TABLES)
 
 
 def load_labelled(config: DataConfig) -> LabelledArrays:

@@ -1,13 +1,16 @@
-"""What differs per task: output head, loss, metrics, evaluation and classical baseline."""
+"""What differs per task: output head, loss, metrics, decisions, scores and baselines."""
 
+from dltoolkit.tasks.base import Task
+from dltoolkit.tasks.binary import BinaryTask
 from dltoolkit.tasks.classification import ClassificationTask
+from dltoolkit.tasks.regression import RegressionTask
 
-TASKS = {"classification": ClassificationTask}
+TASKS = {"classification": ClassificationTask, "binary": BinaryTask, "regression": RegressionTask}
 
 
-def get_task(name: str) -> ClassificationTask:
+def get_task(name: str) -> Task:
     """The task object for a config's ``task`` name (validated by the config)."""
     return TASKS[name]()
 
 
-__all__ = ["TASKS", "ClassificationTask", "get_task"]
+__all__ = ["TASKS", "BinaryTask", "ClassificationTask", "RegressionTask", "Task", "get_task"]

@@ -2,31 +2,43 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 
+from dltoolkit.config import ThresholdConfig
+from dltoolkit.tasks.base import fit_baseline, flat, parameter_count
+
 
 class ClassificationTask:
-    """Everything a run needs to know that is specific to classification."""
+    """Multi-class classification with a softmax output."""
 
     name = "classification"
     default_loss = "sparse_categorical_crossentropy"
-    monitor_metric = "val_accuracy"
+    headline = "accuracy"
+    classes = True
 
     def head(self, num_classes: int) -> dict[str, Any]:
         """Builder arguments for the output layer."""
         return {"output_units": num_classes, "output_activation": "softmax"}
 
-    def metrics(self) -> list[str]:
+    def metrics(self) -> list[Any]:
         """Keras metrics compiled into the model."""
         return ["accuracy"]
 
-    def scores(self, y_true: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+    def decision(
+        self, y_val: np.ndarray, outputs: np.ndarray, threshold: ThresholdConfig
+    ) -> dict[str, Any]:
+        """The most probable class wins; nothing to choose."""
+        return {}
+
+    def scores(
+        self, y_true: np.ndarray, outputs: np.ndarray, decision: dict[str, Any] | None = None
+    ) -> dict[str, float]:
         """Test metrics from true labels and predicted class probabilities."""
         from sklearn.metrics import accuracy_score, f1_score, log_loss
 
+        probabilities = np.asarray(outputs, np.float64)
         predicted = probabilities.argmax(axis=-1)
         labels = np.arange(probabilities.shape[-1])
         return {
@@ -35,34 +47,30 @@ class ClassificationTask:
             "log_loss": float(log_loss(y_true, _normalised(probabilities), labels=labels)),
         }
 
-    def baseline(
-        self,
-        x_train: np.ndarray,
-        y_train: np.ndarray,
-        x_test: np.ndarray,
-        y_test: np.ndarray,
-        num_classes: int,
-    ) -> dict[str, Any]:
+    def baselines(
+        self, splits: Any, threshold: ThresholdConfig, class_weight: str | None
+    ) -> list[dict[str, Any]]:
         """Standardised multinomial logistic regression on the flattened inputs."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-        start = time.perf_counter()
-        model.fit(x_train.reshape(len(x_train), -1), y_train)
-        train_seconds = time.perf_counter() - start
-        probabilities = model.predict_proba(x_test.reshape(len(x_test), -1))
+        estimator = make_pipeline(
+            StandardScaler(), LogisticRegression(max_iter=2000, class_weight=class_weight)
+        )
+        fitted, seconds = fit_baseline(estimator, splits.x_train, splits.y_train)
+        probabilities = fitted.predict_proba(flat(splits.x_test))
         # Classes absent from the training split get zero probability columns.
-        full = np.zeros((len(x_test), num_classes))
-        full[:, model.classes_] = probabilities
-        logistic = model[-1]
-        return {
-            "name": "logistic_regression",
-            "test": self.scores(y_test, full),
-            "parameters": int(logistic.coef_.size + logistic.intercept_.size),
-            "train_seconds": round(train_seconds, 4),
-        }
+        full = np.zeros((len(splits.x_test), splits.num_classes))
+        full[:, fitted.classes_] = probabilities
+        return [
+            {
+                "name": "logistic_regression",
+                "test": self.scores(splits.y_test, full),
+                "parameters": parameter_count(fitted),
+                "train_seconds": seconds,
+            }
+        ]
 
 
 def _normalised(probabilities: np.ndarray) -> np.ndarray:

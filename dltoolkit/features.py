@@ -1,0 +1,132 @@
+"""Tabular feature preprocessing with ``keras.utils.FeatureSpace``.
+
+Numeric columns are standardised and categorical ones one-hot encoded, with one
+out-of-vocabulary slot so a category never seen in training is handled at prediction time
+instead of failing. The FeatureSpace is adapted on the training split only and saved beside
+the model (``features.keras``); the exported SavedModel runs it first, so a serving client
+sends raw named features. Missing numbers are filled with the training medians recorded
+in ``features.json``, in training and in serving alike.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from dltoolkit.config import DataConfig
+from dltoolkit.data.sources import ArraySplits
+
+FEATURES_FILE = "features.keras"
+FEATURES_INFO = "features.json"
+
+
+def feature_space(
+    train: pd.DataFrame, numeric: list[str], categorical: list[str]
+) -> keras.utils.FeatureSpace:
+    """A FeatureSpace for the columns, adapted on the training rows."""
+    import tensorflow as tf
+
+    space = keras.utils.FeatureSpace
+    features: dict[str, Any] = {column: space.float_normalized() for column in numeric}
+    for column in categorical:
+        features[column] = space.string_categorical(num_oov_indices=1, output_mode="one_hot")
+    result = space(features, output_mode="concat")
+    result.adapt(
+        tf.data.Dataset.from_tensor_slices(columns(train, numeric, categorical)).batch(4096)
+    )
+    return result
+
+
+def columns(
+    frame: pd.DataFrame, numeric: list[str], categorical: list[str]
+) -> dict[str, np.ndarray]:
+    """The frame as the dict of arrays a FeatureSpace takes: float32 numbers, strings."""
+    result = {column: frame[column].to_numpy(np.float32) for column in numeric}
+    for column in categorical:
+        result[column] = frame[column].astype(str).to_numpy(dtype=object)
+    return result
+
+
+def encode(
+    space: keras.utils.FeatureSpace,
+    frame: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    batch_size: int = 65536,
+) -> np.ndarray:
+    """Encode the frame's rows into the model's float32 input matrix."""
+    parts = []
+    for start in range(0, max(len(frame), 1), batch_size):
+        chunk = columns(frame.iloc[start : start + batch_size], numeric, categorical)
+        parts.append(np.asarray(keras.ops.convert_to_numpy(space(chunk)), np.float32))
+    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+
+
+def save(
+    space: keras.utils.FeatureSpace,
+    folder: Path,
+    numeric: list[str],
+    categorical: list[str],
+    medians: dict[str, float],
+) -> None:
+    """Write ``features.keras`` and ``features.json`` (columns, kinds, medians)."""
+    space.save(folder / FEATURES_FILE)
+    info = {"numeric": numeric, "categorical": categorical, "medians": medians}
+    (folder / FEATURES_INFO).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def load(folder: Path) -> tuple[keras.utils.FeatureSpace, dict[str, Any]] | None:
+    """The FeatureSpace and column info saved beside a model, or None for non-tabular models."""
+    path = Path(folder) / FEATURES_FILE
+    if not path.is_file():
+        return None
+    space = keras.saving.load_model(path, safe_mode=True)
+    # Build the encoders eagerly: built lazily inside a traced serving function, their
+    # vocabulary sizes would be symbolic tensors.
+    space.get_encoded_features()
+    info = json.loads((Path(folder) / FEATURES_INFO).read_text())
+    return space, info
+
+
+def load_table_dataset(
+    config: DataConfig, seed: int, classes: bool, saved: Path | None = None
+) -> ArraySplits:
+    """Read, check and split a table, then encode every split for the model.
+
+    Args:
+        config: the data section (source, label, features, split ...).
+        seed: seed of the split.
+        classes: True when the label is a class (classification tasks).
+        saved: a folder holding a saved ``features.keras`` to encode with (re-evaluating a
+            run); by default a new FeatureSpace is adapted on the training split.
+
+    Returns:
+        ArraySplits of encoded inputs, with ``table`` (the raw TableSplits) and
+        ``feature_space`` set.
+    """
+    from dltoolkit.data.sources import parse_source
+    from dltoolkit.data.tabular import load_table, split_table
+
+    kind, location = parse_source(config.source)
+    table = load_table(kind, location, config)
+    splits = split_table(table, config, seed, classes)
+    numeric, categorical = splits.numeric, splits.categorical
+    loaded = load(saved) if saved is not None else None
+    space = loaded[0] if loaded else feature_space(splits.train, numeric, categorical)
+    return ArraySplits(
+        x_train=encode(space, splits.train, numeric, categorical),
+        y_train=splits.y_train,
+        x_val=encode(space, splits.validation, numeric, categorical),
+        y_val=splits.y_val,
+        x_test=encode(space, splits.test, numeric, categorical),
+        y_test=splits.y_test,
+        class_names=splits.class_names,
+        source=splits.source,
+        table=splits,
+        feature_space=space,
+    )

@@ -1,0 +1,167 @@
+"""Binary classification: one sigmoid output, a decision threshold chosen on validation.
+
+Scores cover ranking (ROC-AUC, PR-AUC as average precision, Gini, KS), probabilities
+(Brier score, log loss) and the decisions at the threshold (precision, recall, F1,
+confusion matrix). Class 1 (the second class name in sorted order) is the positive class.
+Baselines: logistic regression and histogram gradient boosting, thresholded the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dltoolkit.config import ThresholdConfig
+from dltoolkit.errors import DataError
+from dltoolkit.tasks.base import fit_baseline, flat, parameter_count
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, config: ThresholdConfig) -> dict[str, Any]:
+    """The decision threshold for ``config.objective`` on validation labels and scores.
+
+    Returns ``{"threshold", "objective", "target", "met"}``; ``met`` is False when no
+    threshold reaches a precision or recall target (then the best-F1 threshold is used).
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    if config.objective == "fixed":
+        return {
+            "threshold": float(config.target),
+            "objective": "fixed",
+            "target": config.target,
+            "met": True,
+        }
+    precision, recall, thresholds = precision_recall_curve(y, p)
+    # precision[i], recall[i] hold for predicting positive when p >= thresholds[i].
+    precision, recall = precision[:-1], recall[:-1]
+    f1 = np.where(
+        precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0
+    )
+    best_f1 = int(np.argmax(f1))
+    met = True
+    if config.objective == "f1":
+        index = best_f1
+    elif config.objective == "precision":
+        reached = np.flatnonzero(precision >= config.target)
+        met = len(reached) > 0
+        index = int(reached[np.argmax(recall[reached])]) if met else best_f1
+    else:
+        reached = np.flatnonzero(recall >= config.target)
+        met = len(reached) > 0
+        index = int(reached[-1]) if met else best_f1
+    return {
+        "threshold": float(thresholds[index]),
+        "objective": config.objective,
+        "target": config.target,
+        "met": met,
+    }
+
+
+def binary_scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Ranking, probability and decision scores of positive-class probabilities ``p``."""
+    from sklearn.metrics import (
+        average_precision_score,
+        brier_score_loss,
+        confusion_matrix,
+        f1_score,
+        log_loss,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+        roc_curve,
+    )
+
+    predicted = (p >= threshold).astype(np.int64)
+    both = len(np.unique(y)) == 2
+    false_positive_rate, true_positive_rate, _ = roc_curve(y, p) if both else ([0], [0], None)
+    roc_auc = float(roc_auc_score(y, p)) if both else float("nan")
+    return {
+        "roc_auc": roc_auc,
+        "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
+        "gini": 2 * roc_auc - 1,
+        "ks": float(np.max(np.asarray(true_positive_rate) - np.asarray(false_positive_rate))),
+        "brier": float(brier_score_loss(y, p)),
+        "log_loss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "threshold": float(threshold),
+        "accuracy": float(np.mean(predicted == y)),
+        "precision": float(precision_score(y, predicted, zero_division=0)),
+        "recall": float(recall_score(y, predicted, zero_division=0)),
+        "f1": float(f1_score(y, predicted, zero_division=0)),
+        "confusion_matrix": confusion_matrix(y, predicted, labels=[0, 1]).tolist(),
+    }
+
+
+class BinaryTask:
+    """Binary classification with a sigmoid output."""
+
+    name = "binary"
+    default_loss = "binary_crossentropy"
+    headline = "roc_auc"
+    classes = True
+
+    def head(self, num_classes: int) -> dict[str, Any]:
+        """One sigmoid unit; refuses labels with other than two classes."""
+        if num_classes != 2:
+            raise DataError(
+                f"task binary needs a label with exactly 2 classes, the data has {num_classes}; "
+                "use task: classification for more."
+            )
+        return {"output_units": 1, "output_activation": "sigmoid"}
+
+    def metrics(self) -> list[Any]:
+        """ROC-AUC and PR-AUC (Keras' AUC metrics), tracked per epoch."""
+        import keras
+
+        return [keras.metrics.AUC(name="auc"), keras.metrics.AUC(curve="PR", name="pr_auc")]
+
+    def decision(
+        self, y_val: np.ndarray, outputs: np.ndarray, threshold: ThresholdConfig
+    ) -> dict[str, Any]:
+        """The decision threshold chosen on the validation split."""
+        return choose_threshold(y_val, positive(outputs), threshold)
+
+    def scores(
+        self, y_true: np.ndarray, outputs: np.ndarray, decision: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Binary scores at the chosen threshold."""
+        return binary_scores(y_true, positive(outputs), decision["threshold"])
+
+    def baselines(
+        self, splits: Any, threshold: ThresholdConfig, class_weight: str | None
+    ) -> list[dict[str, Any]]:
+        """Logistic regression and histogram gradient boosting (no early stopping)."""
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        candidates = {
+            "logistic_regression": make_pipeline(
+                StandardScaler(), LogisticRegression(max_iter=5000, class_weight=class_weight)
+            ),
+            "hist_gradient_boosting": HistGradientBoostingClassifier(
+                early_stopping=False, class_weight=class_weight, random_state=0
+            ),
+        }
+        results = []
+        for name, estimator in candidates.items():
+            fitted, seconds = fit_baseline(estimator, splits.x_train, splits.y_train)
+            p_val = fitted.predict_proba(flat(splits.x_val))[:, 1]
+            p_test = fitted.predict_proba(flat(splits.x_test))[:, 1]
+            chosen = choose_threshold(splits.y_val, p_val, threshold)
+            scores = binary_scores(splits.y_test, p_test, chosen["threshold"])
+            results.append(
+                {
+                    "name": name,
+                    "test": scores,
+                    "parameters": parameter_count(fitted),
+                    "train_seconds": seconds,
+                }
+            )
+        return results
+
+
+def positive(outputs: np.ndarray) -> np.ndarray:
+    """Positive-class probabilities from a sigmoid output of shape (N, 1) or (N,)."""
+    return np.asarray(outputs, np.float64).reshape(len(outputs))

@@ -1,0 +1,343 @@
+"""Tables: reading and checking columns, splits, FeatureSpace encoding, the tabular tasks,
+recipes on small slices, and SavedModels that serve raw named features."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import invoke, one_line_error
+
+from dltoolkit.config import DataConfig, ThresholdConfig
+from dltoolkit.data.tabular import load_table, read_frame, split_table
+from dltoolkit.errors import DataError
+from dltoolkit.tasks.binary import binary_scores, choose_threshold
+
+QUICK = ("--set", "train.epochs=2", "--set", "train.verbose=0")
+
+
+def transactions(rows: int = 240, seed: int = 0) -> pd.DataFrame:
+    """A small made-up transactions table: numbers, a category, a 0/1 label."""
+    rng = np.random.default_rng(seed)
+    amount = rng.gamma(2.0, 50.0, rows)
+    merchant = rng.choice(["grocery", "travel", "online", "fuel"], rows)
+    hour = rng.integers(0, 24, rows)
+    risk = 0.01 * amount + (merchant == "online") * 1.5 - 2.5
+    fraud = (rng.random(rows) < 1 / (1 + np.exp(-risk))).astype(int)
+    return pd.DataFrame({"amount": amount, "merchant": merchant, "hour": hour, "fraud": fraud})
+
+
+@pytest.fixture
+def table_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "transactions.csv"
+    transactions().to_csv(path, index=False)
+    return path
+
+
+def write_csv(folder: Path, frame: pd.DataFrame, name: str = "t.csv") -> Path:
+    path = folder / name
+    frame.to_csv(path, index=False)
+    return path
+
+
+# === Reading and checking ===
+
+
+def test_columns_are_resolved_and_categories_inferred(table_csv: Path):
+    table = load_table("csv", str(table_csv), DataConfig(label="fraud"))
+    assert table.numeric == ["amount", "hour"]
+    assert table.categorical == ["merchant"]
+    assert table.features == ["amount", "hour", "merchant"]
+    config = DataConfig(label="fraud", categorical=["hour", "merchant"])
+    explicit = load_table("csv", str(table_csv), config)
+    assert explicit.categorical == ["hour", "merchant"] and explicit.numeric == ["amount"]
+    assert explicit.frame["hour"].map(type).eq(str).all()
+    with pytest.raises(DataError, match="column 'merchant' is numeric but row 2 holds 'grocery'"):
+        load_table("csv", str(table_csv), DataConfig(label="fraud", categorical=["hour"]))
+
+
+def test_parquet_reads_like_csv(tmp_path: Path):
+    frame = transactions(50)
+    frame.to_parquet(tmp_path / "t.parquet")
+    table = load_table("parquet", str(tmp_path / "t.parquet"), DataConfig(label="fraud"))
+    pd.testing.assert_frame_equal(table.frame[["amount"]], frame[["amount"]])
+
+
+@pytest.mark.parametrize(
+    ("change", "config", "expected"),
+    [
+        (None, {"label": "frod"}, "has no column 'frod' (data.label) (did you mean \"fraud\"?)"),
+        (None, {}, "data.label is not set"),
+        (None, {"label": "fraud", "features": ["amount", "ammount"]}, "no column 'ammount'"),
+        (None, {"label": "fraud", "features": ["fraud"]}, "also listed in data.features"),
+        ("text", {"label": "fraud"}, "column 'amount' is numeric but row 5 holds 'twelve'"),
+        ("nan", {"label": "fraud"}, "column 'amount' is missing a value at row 5"),
+        ("inf", {"label": "fraud"}, "column 'amount' holds inf at row 5"),
+        ("nolabel", {"label": "fraud"}, "label column 'fraud' is empty at row 5"),
+    ],
+)
+def test_bad_tables_are_named_precisely(tmp_path: Path, change, config, expected):
+    frame = transactions(30).astype({"amount": object})
+    if change == "text":
+        frame.loc[3, "amount"] = "twelve"
+    elif change == "nan":
+        frame.loc[3, "amount"] = np.nan
+    elif change == "inf":
+        frame.loc[3, "amount"] = np.inf
+    elif change == "nolabel":
+        frame["fraud"] = frame["fraud"].astype(object)
+        frame.loc[3, "fraud"] = None
+    path = write_csv(tmp_path, frame)
+    with pytest.raises(DataError) as error:
+        load_table("csv", str(path), DataConfig(**config))
+    assert expected in str(error.value)
+
+
+def test_empty_and_header_only_files(tmp_path: Path):
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "header.csv").write_text("a,b,label\n")
+    with pytest.raises(DataError, match="is empty"):
+        read_frame("csv", str(tmp_path / "empty.csv"))
+    with pytest.raises(DataError, match="has a header but no rows"):
+        read_frame("csv", str(tmp_path / "header.csv"))
+
+
+def test_label_with_one_class_is_refused(tmp_path: Path):
+    frame = transactions(30).assign(fraud=0)
+    table = load_table("csv", str(write_csv(tmp_path, frame)), DataConfig(label="fraud"))
+    with pytest.raises(DataError, match="label 'fraud' has one class"):
+        split_table(table, DataConfig(label="fraud"), seed=0, classes=True)
+
+
+# === Splits ===
+
+
+def test_time_split_keeps_order_and_puts_the_latest_rows_in_test(tmp_path: Path):
+    frame = transactions(100).assign(when=np.arange(100)[::-1])  # newest first in the file
+    path = write_csv(tmp_path, frame)
+    config = DataConfig(label="fraud", split="time", time_column="when")
+    table = load_table("csv", str(path), config)
+    assert "when" not in table.features
+    splits = split_table(table, config, seed=0, classes=True)
+    assert splits.sizes() == {"train": 70, "validation": 15, "test": 15}
+    # The test split holds the 15 latest rows (when = 85..99), oldest first.
+    expected = frame.sort_values("when").tail(15)["amount"].to_numpy()
+    np.testing.assert_allclose(splits.test["amount"].to_numpy(), expected)
+
+
+def test_stratified_split_is_deterministic_and_keeps_class_shares(table_csv: Path):
+    config = DataConfig(label="fraud")
+    table = load_table("csv", str(table_csv), config)
+    first, again = (split_table(table, config, seed=1, classes=True) for _ in range(2))
+    pd.testing.assert_frame_equal(first.train, again.train)
+    overall = table.frame["fraud"].mean()
+    for y in (first.y_train, first.y_val, first.y_test):
+        assert abs(y.mean() - overall) < 0.05
+
+
+def test_missing_numbers_are_filled_with_the_training_median(tmp_path: Path):
+    frame = transactions(100)
+    frame.loc[::5, "amount"] = np.nan
+    config = DataConfig(label="fraud", split="random", missing="median")
+    table = load_table("csv", str(write_csv(tmp_path, frame)), config)
+    splits = split_table(table, config, seed=0, classes=True)
+    assert set(splits.medians) == {"amount"}
+    assert not splits.train["amount"].isna().any() and not splits.test["amount"].isna().any()
+    # Filling with copies of the median leaves the training median where it was.
+    assert splits.medians["amount"] == pytest.approx(np.median(splits.train["amount"]))
+    held_out = np.concatenate([splits.validation["amount"], splits.test["amount"]])
+    assert splits.medians["amount"] in held_out  # held-out rows are filled from train's median
+
+
+# === Binary decisions ===
+
+
+def test_threshold_objectives():
+    y = np.array([0, 0, 0, 0, 1, 0, 1, 1, 1, 1])
+    p = np.linspace(0.05, 0.95, 10)
+    best_f1 = choose_threshold(y, p, ThresholdConfig("f1"))
+    assert best_f1["threshold"] == pytest.approx(p[4]) and best_f1["met"]
+    precise = choose_threshold(y, p, ThresholdConfig("precision", 0.99))
+    assert precise["threshold"] == pytest.approx(p[6])  # lowest threshold with precision 1
+    recalled = choose_threshold(y, p, ThresholdConfig("recall", 0.99))
+    assert recalled["threshold"] == pytest.approx(p[4])  # highest threshold with recall 1
+    fixed = choose_threshold(y, p, ThresholdConfig("fixed", 0.3))
+    assert fixed["threshold"] == 0.3
+    scores = np.array([0.1, 0.9, 0.2, 0.8])
+    impossible = choose_threshold(np.array([1, 0, 1, 0]), scores, ThresholdConfig("precision", 0.9))
+    assert impossible["met"] is False
+
+
+def test_binary_scores_at_a_threshold():
+    y = np.array([0, 0, 1, 1])
+    scores = binary_scores(y, np.array([0.1, 0.6, 0.4, 0.9]), threshold=0.5)
+    assert scores["confusion_matrix"] == [[1, 1], [1, 1]]
+    assert scores["precision"] == 0.5 and scores["recall"] == 0.5
+    assert scores["roc_auc"] == 0.75 and scores["gini"] == pytest.approx(0.5)
+    assert scores["ks"] == pytest.approx(0.5)
+
+
+# === Runs, export and serving ===
+
+# Runs in a fresh interpreter that imports TensorFlow only: what a serving client sees.
+SERVE_TABLE = """
+import json, sys
+import tensorflow as tf
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+rows = json.loads(sys.argv[2])
+inputs = {key: tf.constant(value) for key, value in rows.items()}
+outputs = serve(**inputs)
+print(json.dumps({
+    "inputs": sorted(serve.structured_input_signature[1]),
+    "probability": outputs["probability"].numpy().tolist(),
+    "class_name": [name.decode() for name in outputs["class_name"].numpy()],
+    "dltoolkit_imported": "dltoolkit" in sys.modules,
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def binary_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-epoch binary run on a CSV with a categorical column and missing amounts."""
+    root = tmp_path_factory.mktemp("table")
+    frame = transactions(300)
+    frame.loc[::25, "amount"] = np.nan
+    frame["fraud"] = frame["fraud"].map({0: "legit", 1: "fraud"})
+    path = write_csv(root, frame)
+    previous = Path.cwd()
+    os.chdir(root)
+    try:
+        result = invoke(
+            "recipe", "phishing-detection", "--data", f"csv:{path}", *QUICK,
+            "--set", "data.label=fraud", "--set", "data.missing=median",
+            "--set", "train.class_weight=balanced",
+        )  # fmt: skip
+    finally:
+        os.chdir(previous)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (root / "runs" / "phishing-detection").iterdir()
+    return run_dir
+
+
+def test_binary_run_writes_features_threshold_and_baselines(binary_run: Path):
+    names = sorted(path.name for path in binary_run.iterdir())
+    assert {"features.keras", "features.json", "model.keras", "metrics.json"} <= set(names)
+    metrics = json.loads((binary_run / "metrics.json").read_text())
+    assert metrics["task"] == "binary"
+    assert metrics["data"]["class_names"] == ["fraud", "legit"]
+    assert metrics["data"]["categorical"] == ["merchant"]
+    assert 0.0 <= metrics["decision"]["threshold"] <= 1.0
+    assert {b["name"] for b in metrics["baselines"]} == {
+        "logistic_regression",
+        "hist_gradient_boosting",
+    }
+    for scores in [metrics["test"], *(b["test"] for b in metrics["baselines"])]:
+        assert {"roc_auc", "pr_auc", "f1", "confusion_matrix", "brier", "ks"} <= set(scores)
+    info = json.loads((binary_run / "features.json").read_text())
+    assert set(info["medians"]) == {"amount"}
+
+
+def test_evaluate_reproduces_the_binary_scores(binary_run: Path):
+    result = invoke("evaluate", str(binary_run))
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.output)["test"]
+    written = json.loads((binary_run / "metrics.json").read_text())["test"]
+    assert again["roc_auc"] == pytest.approx(written["roc_auc"], abs=1e-6)
+    assert again["confusion_matrix"] == written["confusion_matrix"]
+
+
+def test_saved_model_serves_raw_features_in_a_fresh_process(binary_run: Path, tmp_path: Path):
+    from dltoolkit import features
+    from dltoolkit.evaluation import load_model
+
+    metrics = json.loads((binary_run / "metrics.json").read_text())
+    version_dir = binary_run.parent.parent.parent / metrics["export"]["path"]
+    # A missing amount and a merchant never seen in training: both are handled.
+    rows = {
+        "amount": [12.5, float("nan"), 300.0],
+        "hour": [3.0, 14.0, 23.0],
+        "merchant": ["grocery", "online", "casino"],
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE_TABLE, str(version_dir), json.dumps(rows)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        check=True,
+    )
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served["dltoolkit_imported"] is False
+    assert served["inputs"] == ["amount", "hour", "merchant"]
+    space, info = features.load(binary_run)
+    frame = pd.DataFrame(rows).fillna(info["medians"])
+    encoded = features.encode(space, frame, info["numeric"], info["categorical"])
+    expected = np.asarray(load_model(binary_run / "model.keras").predict(encoded, verbose=0))
+    np.testing.assert_allclose(served["probability"], expected[:, 0], atol=1e-5, rtol=0)
+    threshold = metrics["decision"]["threshold"]
+    names = metrics["data"]["class_names"]
+    assert served["class_name"] == [names[int(p >= threshold)] for p in expected[:, 0]]
+
+
+def test_predict_reads_raw_columns_from_a_csv(binary_run: Path, tmp_path: Path):
+    frame = transactions(20, seed=5).drop(columns="fraud")
+    frame.loc[2, "merchant"] = "unseen merchant"
+    path = write_csv(tmp_path, frame, "new.csv")
+    output = tmp_path / "predictions.csv"
+    result = invoke("predict", str(binary_run), "--data", f"csv:{path}", "--output", str(output))
+    assert result.exit_code == 0, result.output
+    predictions = pd.read_csv(output)
+    assert list(predictions.columns) == ["id", "probability", "class_id", "class_name"]
+    assert len(predictions) == 20 and predictions["probability"].between(0, 1).all()
+    missing = write_csv(tmp_path, frame.drop(columns="hour"), "missing.csv")
+    message = one_line_error(
+        invoke("predict", str(binary_run), "--data", f"csv:{missing}", "--output", "x.csv")
+    )
+    assert "has no column 'hour'" in message
+
+
+@pytest.mark.parametrize(
+    ("recipe", "headline"),
+    [("mlp-regression", "rmse"), ("phishing-detection", "roc_auc"), ("credit-risk", "roc_auc")],
+)
+def test_tabular_recipes_run_one_epoch(workdir: Path, recipe: str, headline: str):
+    result = invoke(
+        "recipe", recipe, "--set", "train.epochs=1", "--set", "train.verbose=0",
+        "--set", "export.enabled=false",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (workdir / "runs" / recipe).iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert np.isfinite(metrics["test"][headline])
+    assert all(np.isfinite(b["test"][headline]) for b in metrics["baselines"])
+
+
+def test_regression_model_answers_in_the_target_units(workdir: Path):
+    result = invoke("recipe", "mlp-regression", *QUICK, "--set", "export.enabled=false")
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (workdir / "runs" / "mlp-regression").iterdir()
+    from dltoolkit.evaluation import load_model
+
+    model = load_model(run_dir / "model.keras")
+    prediction = model.predict(np.zeros((1, model.inputs[0].shape[-1])), verbose=0)
+    # An all-average input predicts near the mean disease progression (about 152), not 0.
+    assert 100 < float(prediction[0, 0]) < 200
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--set", "task=regression", "--set", "data.split=stratified"], "data.split must be"),
+        (["--data", "csv:/no/such.csv"], "csv file '/no/such.csv' does not exist"),
+        (["--set", "data.label=nope"], "has no column 'nope' (data.label)"),
+        (["--set", "train.threshold.objective=precision"], "train.threshold.target must be"),
+        (["--data", "builtin:digits"], "task binary needs a label with exactly 2 classes"),
+    ],
+)
+def test_tabular_bad_input_is_one_line(workdir: Path, arguments, expected):
+    message = one_line_error(invoke("recipe", "phishing-detection", *arguments))
+    assert expected in message
+    assert not (workdir / "runs").exists()
