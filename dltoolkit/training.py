@@ -110,8 +110,8 @@ def prepare_data(config: RunConfig, saved_features: Path | None = None) -> Array
 def build_model(config: RunConfig, data: ArraySplits) -> keras.Model:
     """Build the configured model. Image and array inputs get a Normalization layer adapted
     on the training split inside the model (tables are standardised by their FeatureSpace),
-    and a regression output is rescaled to the target's mean and spread, so the exported
-    model takes raw inputs and answers in the target's units."""
+    so the exported model takes raw inputs. A regression model is built for the
+    standardised target; :func:`in_target_units` rescales it after training."""
     task = get_task(config.task)
     hyperparameters = {key: value for key, value in config.model.items() if key != "builder"}
     preprocessing = None
@@ -128,11 +128,18 @@ def build_model(config: RunConfig, data: ArraySplits) -> keras.Model:
         name=name,
         **hyperparameters,
     )
-    if task.classes:
-        return model
-    mean, spread = float(np.mean(data.y_train)), float(np.std(data.y_train)) or 1.0
+    return model
+
+
+def target_scale(y_train: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of a regression target on the training split."""
+    return float(np.mean(y_train)), float(np.std(y_train)) or 1.0
+
+
+def in_target_units(model: keras.Model, mean: float, spread: float) -> keras.Model:
+    """The model followed by ``output * spread + mean``: answers in the target's units."""
     outputs = keras.layers.Rescaling(spread, offset=mean, name="target_scale")(model.outputs[0])
-    return keras.Model(model.inputs, outputs, name=name)
+    return keras.Model(model.inputs, outputs, name=model.name)
 
 
 def input_name_for(data: ArraySplits) -> str:
@@ -279,11 +286,17 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
         f"backend {keras.backend.backend()}"
     )
 
+    # Regression trains on the standardised target, so losses and L1/L2 penalties keep
+    # their scale whatever the target's units; the saved model is rescaled afterwards.
+    y_train, y_val = data.y_train, data.y_val
+    if not task.classes:
+        mean, spread = target_scale(data.y_train)
+        y_train, y_val = (y_train - mean) / spread, (y_val - mean) / spread
     start = time.perf_counter()
     history = model.fit(
         data.x_train,
-        data.y_train,
-        validation_data=(data.x_val, data.y_val),
+        y_train,
+        validation_data=(data.x_val, y_val),
         epochs=config.train.epochs,
         batch_size=config.train.batch_size,
         callbacks=callbacks(config, run_dir),
@@ -292,6 +305,8 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     )
     train_seconds = time.perf_counter() - start
     epochs_run = len(history.history["loss"])
+    if not task.classes:
+        model = in_target_units(model, mean, spread)
 
     batch_size = config.train.batch_size
     decision = task.decision(

