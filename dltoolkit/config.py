@@ -50,6 +50,8 @@ class DataConfig:
     time_column: str | None = None
     split: str = "stratified"
     missing: str = "error"
+    # Tables: K-fold cross-validation of the model and baselines before the main run.
+    folds: int | None = None
 
 
 @dataclass
@@ -433,6 +435,8 @@ def _check_values(config: RunConfig) -> None:
         fail("data.color_mode", data.color_mode, "one of 'rgb', 'grayscale', 'rgba'")
     if data.split not in SPLITS:
         fail("data.split", data.split, "one of " + ", ".join(SPLITS))
+    if data.folds is not None and (data.folds < 2 or data.split == "time"):
+        fail("data.folds", data.folds, "null, or 2 or more with a stratified or random split")
     if data.missing not in ("error", "median"):
         fail("data.missing", data.missing, "'error' or 'median'")
     if data.split == "stratified" and config.task == "regression":

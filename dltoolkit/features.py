@@ -94,7 +94,11 @@ def load(folder: Path) -> tuple[keras.utils.FeatureSpace, dict[str, Any]] | None
 
 
 def load_table_dataset(
-    config: DataConfig, seed: int, classes: bool, saved: Path | None = None
+    config: DataConfig,
+    seed: int,
+    classes: bool,
+    saved: Path | None = None,
+    fold: tuple[int, int] | None = None,
 ) -> ArraySplits:
     """Read, check and split a table, then encode every split for the model.
 
@@ -104,6 +108,7 @@ def load_table_dataset(
         classes: True when the label is a class (classification tasks).
         saved: a folder holding a saved ``features.keras`` to encode with (re-evaluating a
             run); by default a new FeatureSpace is adapted on the training split.
+        fold: ``(index, count)``: split for that cross-validation fold instead.
 
     Returns:
         ArraySplits of encoded inputs, with ``table`` (the raw TableSplits) and
@@ -114,7 +119,7 @@ def load_table_dataset(
 
     kind, location = parse_source(config.source)
     table = load_table(kind, location, config)
-    splits = split_table(table, config, seed, classes)
+    splits = split_table(table, config, seed, classes, fold)
     numeric, categorical = splits.numeric, splits.categorical
     loaded = load(saved) if saved is not None else None
     space = loaded[0] if loaded else feature_space(splits.train, numeric, categorical)

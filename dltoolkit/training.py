@@ -200,12 +200,12 @@ def compile_model(model: keras.Model, config: RunConfig, steps_per_epoch: int = 
         raise ConfigError(f"train.loss {loss!r} is not usable: {error}") from None
 
 
-def callbacks(config: RunConfig, run_dir: Path) -> list[keras.callbacks.Callback]:
-    """Standard callbacks: CSV history, and early stopping, learning-rate reduction and
-    checkpoints into ``run_dir/checkpoints`` where configured."""
-    result: list[keras.callbacks.Callback] = [
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"))
-    ]
+def callbacks(config: RunConfig, run_dir: Path | None) -> list[keras.callbacks.Callback]:
+    """Standard callbacks: early stopping and learning-rate reduction where configured; with
+    a run directory also the CSV history and checkpoints into ``run_dir/checkpoints``."""
+    result: list[keras.callbacks.Callback] = []
+    if run_dir is not None:
+        result.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv")))
     stopping = config.train.early_stopping
     if stopping.patience is not None:
         result.append(
@@ -226,7 +226,7 @@ def callbacks(config: RunConfig, run_dir: Path) -> list[keras.callbacks.Callback
             )
         )
     checkpoint = config.train.checkpoint
-    if checkpoint.enabled:
+    if checkpoint.enabled and run_dir is not None:
         folder = run_dir / "checkpoints"
         folder.mkdir(exist_ok=True)
         filename = "best.keras" if checkpoint.best_only else "epoch-{epoch:03d}.keras"
@@ -254,6 +254,93 @@ def class_weights(config: RunConfig, y_train: np.ndarray, num_classes: int) -> d
     return {index: float(weight) for index, weight in enumerate(weights)}
 
 
+@dataclasses.dataclass
+class Fitted:
+    """A trained model (in the target's units for regression) and its training record."""
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    train_seconds: float
+
+
+def fit(
+    model: keras.Model,
+    config: RunConfig,
+    data: ArraySplits,
+    callback_list: list[keras.callbacks.Callback],
+    verbose: int,
+) -> Fitted:
+    """``model.fit`` on the training split, validated on the validation split."""
+    task = get_task(config.task)
+    # Regression trains on the standardised target, so losses and L1/L2 penalties keep
+    # their scale whatever the target's units; the returned model is rescaled.
+    y_train, y_val = data.y_train, data.y_val
+    if not task.classes:
+        mean, spread = target_scale(data.y_train)
+        y_train, y_val = (y_train - mean) / spread, (y_val - mean) / spread
+    start = time.perf_counter()
+    history = model.fit(
+        data.x_train,
+        y_train,
+        validation_data=(data.x_val, y_val),
+        epochs=config.train.epochs,
+        batch_size=config.train.batch_size,
+        callbacks=callback_list,
+        class_weight=class_weights(config, data.y_train, data.num_classes),
+        verbose=verbose,
+    )
+    train_seconds = time.perf_counter() - start
+    if not task.classes:
+        model = in_target_units(model, mean, spread)
+    return Fitted(model, history.history, train_seconds)
+
+
+def cross_validate(config: RunConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """K-fold cross-validation (``data.folds``) of the model and the task's baselines.
+
+    Each fold is the test split once; validation (early stopping, the decision threshold)
+    is drawn from the other folds, and the FeatureSpace is adapted on each fold's training
+    rows. Returns per-fold scores and, per model, the mean and standard deviation of every
+    numeric score.
+    """
+    task = get_task(config.task)
+    count = int(config.data.folds)
+    per_fold = []
+    for index in range(count):
+        keras.utils.set_random_seed(config.seed)
+        data = load_table_dataset(config.data, config.seed, task.classes, fold=(index, count))
+        model = build_model(config, data)
+        compile_model(model, config, math.ceil(len(data.x_train) / config.train.batch_size))
+        fitted = fit(model, config, data, callbacks(config, None), verbose=0)
+        outputs = predict_outputs(fitted.model, data.x_val, config.train.batch_size)
+        decision = task.decision(data.y_val, outputs, config.train.threshold)
+        outputs = predict_outputs(fitted.model, data.x_test, config.train.batch_size)
+        scores = {"deep model": task.scores(data.y_test, outputs, decision)}
+        for baseline in task.baselines(data, config.train.threshold, config.train.class_weight):
+            scores[baseline["name"]] = baseline["test"]
+        per_fold.append(
+            {"fold": index, "epochs_run": len(fitted.history["loss"]), "scores": scores}
+        )
+        echo(
+            f"fold {index + 1}/{count}: "
+            + ", ".join(f"{name} {s[task.headline]:.4f}" for name, s in scores.items())
+        )
+    summary: dict[str, Any] = {"folds": count, "mean": {}, "std": {}, "per_fold": per_fold}
+    for name in per_fold[0]["scores"]:
+        numbers = {
+            key: [fold["scores"][name][key] for fold in per_fold]
+            for key, value in per_fold[0]["scores"][name].items()
+            if isinstance(value, float)
+        }
+        summary["mean"][name] = {key: float(np.mean(v)) for key, v in numbers.items()}
+        summary["std"][name] = {key: float(np.std(v)) for key, v in numbers.items()}
+    echo(
+        f"{count}-fold mean {task.headline}: "
+        + ", ".join(f"{name} {m[task.headline]:.4f}" for name, m in summary["mean"].items())
+    )
+    return summary
+
+
 def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     """Train, evaluate and export one configured run; return where everything went.
 
@@ -264,6 +351,11 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     task = get_task(config.task)
     keras.utils.set_random_seed(config.seed)
     data = prepare_data(config)
+    if config.data.folds and data.table is None:
+        raise ConfigError(
+            f"data.folds (cross-validation) is available for tables; data source "
+            f"{config.data.source!r} is not one. Set data.folds=null."
+        )
     model = build_model(config, data)
     compile_model(model, config, math.ceil(len(data.x_train) / config.train.batch_size))
 
@@ -286,27 +378,12 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
         f"backend {keras.backend.backend()}"
     )
 
-    # Regression trains on the standardised target, so losses and L1/L2 penalties keep
-    # their scale whatever the target's units; the saved model is rescaled afterwards.
-    y_train, y_val = data.y_train, data.y_val
-    if not task.classes:
-        mean, spread = target_scale(data.y_train)
-        y_train, y_val = (y_train - mean) / spread, (y_val - mean) / spread
-    start = time.perf_counter()
-    history = model.fit(
-        data.x_train,
-        y_train,
-        validation_data=(data.x_val, y_val),
-        epochs=config.train.epochs,
-        batch_size=config.train.batch_size,
-        callbacks=callbacks(config, run_dir),
-        class_weight=class_weights(config, data.y_train, data.num_classes),
-        verbose=config.train.verbose,
-    )
-    train_seconds = time.perf_counter() - start
-    epochs_run = len(history.history["loss"])
-    if not task.classes:
-        model = in_target_units(model, mean, spread)
+    if config.data.folds:
+        cross_validation = cross_validate(config, echo)
+        keras.utils.set_random_seed(config.seed)
+    fitted = fit(model, config, data, callbacks(config, run_dir), config.train.verbose)
+    model, history, train_seconds = fitted.model, fitted.history, fitted.train_seconds
+    epochs_run = len(history["loss"])
 
     batch_size = config.train.batch_size
     decision = task.decision(
@@ -332,7 +409,7 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
         },
         "train_seconds": round(train_seconds, 3),
         "epochs_run": epochs_run,
-        "best_epoch": _best_epoch(history.history, config),
+        "best_epoch": _best_epoch(history, config),
         "samples_per_second": round(sizes["train"] * epochs_run / train_seconds, 1),
         "backend": keras.backend.backend(),
         "versions": library_versions(),
@@ -344,6 +421,8 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
             "class_names": data.class_names,
         },
     }
+    if config.data.folds:
+        metrics["cross_validation"] = cross_validation
     if data.table is not None:
         metrics["data"]["numeric"] = data.table.numeric
         metrics["data"]["categorical"] = data.table.categorical

@@ -153,6 +153,15 @@ def test_missing_numbers_are_filled_with_the_training_median(tmp_path: Path):
     assert splits.medians["amount"] in held_out  # held-out rows are filled from train's median
 
 
+def test_cross_validation_folds_partition_the_rows(table_csv: Path):
+    config = DataConfig(label="fraud")
+    table = load_table("csv", str(table_csv), config)
+    tests = [split_table(table, config, 0, True, fold=(i, 4)).test for i in range(4)]
+    combined = pd.concat(tests)
+    assert len(combined) == len(table.frame)
+    assert not combined.duplicated().any()  # every row is tested exactly once
+
+
 # === Binary decisions ===
 
 
@@ -313,6 +322,12 @@ def test_tabular_recipes_run_one_epoch(workdir: Path, recipe: str, headline: str
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert np.isfinite(metrics["test"][headline])
     assert all(np.isfinite(b["test"][headline]) for b in metrics["baselines"])
+    if recipe == "credit-risk":  # the recipe cross-validates over 5 folds first
+        folds = metrics["cross_validation"]
+        assert len(folds["per_fold"]) == 5
+        assert set(folds["mean"]) == {"deep model", "logistic_regression", "hist_gradient_boosting"}
+        mean = np.mean([fold["scores"]["deep model"]["roc_auc"] for fold in folds["per_fold"]])
+        assert folds["mean"]["deep model"]["roc_auc"] == pytest.approx(mean)
 
 
 def test_regression_model_answers_in_the_target_units(workdir: Path):
@@ -335,6 +350,7 @@ def test_regression_model_answers_in_the_target_units(workdir: Path):
         (["--set", "data.label=nope"], "has no column 'nope' (data.label)"),
         (["--set", "train.threshold.objective=precision"], "train.threshold.target must be"),
         (["--data", "builtin:digits"], "task binary needs a label with exactly 2 classes"),
+        (["--set", "data.folds=1"], "data.folds must be null, or 2 or more"),
     ],
 )
 def test_tabular_bad_input_is_one_line(workdir: Path, arguments, expected):

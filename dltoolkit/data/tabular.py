@@ -250,7 +250,13 @@ def _numeric_column(values: pd.Series, column: str, source: str, missing: str) -
 # === Splitting ===
 
 
-def split_table(table: Table, config: DataConfig, seed: int, classes: bool) -> TableSplits:
+def split_table(
+    table: Table,
+    config: DataConfig,
+    seed: int,
+    classes: bool,
+    fold: tuple[int, int] | None = None,
+) -> TableSplits:
     """Split a labelled table into train/validation/test as ``config.split`` says.
 
     Args:
@@ -258,6 +264,8 @@ def split_table(table: Table, config: DataConfig, seed: int, classes: bool) -> T
         config: the data section (fractions, split kind).
         seed: seed of the random and stratified splits.
         classes: True when the label is a class (labels become indices into class names).
+        fold: ``(index, count)`` for cross-validation: the test split is fold ``index`` of
+            a (stratified) K-fold partition, and validation is drawn from the rest.
     """
     from sklearn.model_selection import train_test_split
 
@@ -300,9 +308,12 @@ def split_table(table: Table, config: DataConfig, seed: int, classes: bool) -> T
                     f"data source {source!r}: class {rare!r} has {int(counts.min())} row(s); "
                     "each class needs at least 3 for a stratified split (or set data.split=random)."
                 )
-        rest, test = train_test_split(
-            indices, test_size=n_test, stratify=stratify, random_state=seed
-        )
+        if fold is None:
+            rest, test = train_test_split(
+                indices, test_size=n_test, stratify=stratify, random_state=seed
+            )
+        else:
+            rest, test = _fold(indices, stratify, fold, seed)
         train, validation = train_test_split(
             rest,
             test_size=n_val,
@@ -338,6 +349,21 @@ def split_table(table: Table, config: DataConfig, seed: int, classes: bool) -> T
         source=source,
         medians=medians,
     )
+
+
+def _fold(
+    indices: np.ndarray, stratify: np.ndarray | None, fold: tuple[int, int], seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rest, test) of fold ``fold[0]`` of a shuffled (stratified) K-fold partition."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    index, count = fold
+    if stratify is None:
+        folds = KFold(count, shuffle=True, random_state=seed).split(indices)
+    else:
+        folds = StratifiedKFold(count, shuffle=True, random_state=seed).split(indices, stratify)
+    rest, test = list(folds)[index]
+    return indices[rest], indices[test]
 
 
 def _class_indices(labels: pd.Series, source: str, column: str) -> tuple[np.ndarray, list[str]]:
