@@ -295,7 +295,8 @@ def _run_metrics_beside(model_path: Path) -> dict[str, Any]:
     "data_source",
     required=True,
     metavar="SOURCE",
-    help="Inputs: images:PATH (any images below PATH), npz:PATH (array x) or builtin:NAME.",
+    help="Inputs: images:PATH (any images below PATH), npz:PATH (array x), builtin:NAME, "
+    "or csv:PATH / parquet:PATH (raw columns) for table models.",
 )
 @click.option(
     "--output",
