@@ -190,6 +190,21 @@ def test_binary_scores_at_a_threshold():
     assert scores["ks"] == pytest.approx(0.5)
 
 
+def test_calibration_table_and_error():
+    from dltoolkit.tasks.binary import calibration
+
+    rng = np.random.default_rng(0)
+    p = rng.random(20000)
+    honest = calibration((rng.random(20000) < p).astype(int), p)
+    assert honest["expected_calibration_error"] < 0.02
+    assert sum(honest["calibration"]["count"]) == 20000
+    np.testing.assert_allclose(
+        honest["calibration"]["predicted"], honest["calibration"]["observed"], atol=0.03
+    )
+    overconfident = calibration((rng.random(20000) < 0.5).astype(int), p)
+    assert overconfident["expected_calibration_error"] > 0.2
+
+
 # === Runs, export and serving ===
 
 # Runs in a fresh interpreter that imports TensorFlow only: what a serving client sees.

@@ -1,7 +1,8 @@
 """Binary classification: one sigmoid output, a decision threshold chosen on validation.
 
 Scores cover ranking (ROC-AUC, PR-AUC as average precision, Gini, KS), probabilities
-(Brier score, log loss) and the decisions at the threshold (precision, recall, F1,
+(Brier score, log loss, a reliability table and expected calibration error) and the
+decisions at the threshold (precision, recall, F1,
 confusion matrix). Class 1 (the second class name in sorted order) is the positive class.
 Baselines: logistic regression and histogram gradient boosting, thresholded the same way.
 """
@@ -89,6 +90,22 @@ def binary_scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, A
         "recall": float(recall_score(y, predicted, zero_division=0)),
         "f1": float(f1_score(y, predicted, zero_division=0)),
         "confusion_matrix": confusion_matrix(y, predicted, labels=[0, 1]).tolist(),
+        **calibration(y, p),
+    }
+
+
+def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, Any]:
+    """Reliability table over equal-count bins of ``p``, and the expected calibration
+    error (bin-size-weighted mean gap between predicted and observed positive rates)."""
+    order = np.argsort(p, kind="stable")
+    groups = [group for group in np.array_split(order, min(bins, len(p))) if len(group)]
+    predicted = [float(np.mean(p[group])) for group in groups]
+    observed = [float(np.mean(y[group])) for group in groups]
+    sizes = [len(group) for group in groups]
+    gaps = np.abs(np.asarray(predicted) - np.asarray(observed))
+    return {
+        "calibration": {"predicted": predicted, "observed": observed, "count": sizes},
+        "expected_calibration_error": float(np.average(gaps, weights=sizes)),
     }
 
 
