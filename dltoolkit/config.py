@@ -52,6 +52,9 @@ class DataConfig:
     missing: str = "error"
     # Tables: K-fold cross-validation of the model and baselines before the main run.
     folds: int | None = None
+    # Binary tables: the label value that is the positive class (class 1); by default the
+    # second in sorted order (1 of 0/1).
+    positive_class: str | None = None
 
 
 @dataclass

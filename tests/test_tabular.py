@@ -153,6 +153,21 @@ def test_missing_numbers_are_filled_with_the_training_median(tmp_path: Path):
     assert splits.medians["amount"] in held_out  # held-out rows are filled from train's median
 
 
+def test_positive_class_becomes_class_one(tmp_path: Path):
+    frame = transactions(60).assign(status=lambda f: f["fraud"].map({0: "good", 1: "bad"}))
+    path = write_csv(tmp_path, frame.drop(columns="fraud"))
+    config = DataConfig(label="status", positive_class="bad", split="random")
+    splits = split_table(load_table("csv", str(path), config), config, 0, classes=True)
+    assert splits.class_names == ["good", "bad"]
+    by_default = DataConfig(label="status", split="random")
+    default = split_table(load_table("csv", str(path), by_default), by_default, 0, True)
+    assert default.class_names == ["bad", "good"]
+    np.testing.assert_array_equal(splits.y_train, 1 - default.y_train)
+    wrong = DataConfig(label="status", positive_class="fraud")
+    with pytest.raises(DataError, match=r"data\.positive_class 'fraud' must be one of"):
+        split_table(load_table("csv", str(path), wrong), wrong, 0, classes=True)
+
+
 def test_cross_validation_folds_partition_the_rows(table_csv: Path):
     config = DataConfig(label="fraud")
     table = load_table("csv", str(table_csv), config)

@@ -274,6 +274,8 @@ def split_table(
     class_names: list[str] = []
     if classes:
         y, class_names = _class_indices(labels, source, table.label)
+        if config.positive_class is not None:
+            y, class_names = _positive_last(y, class_names, config.positive_class, source)
     else:
         y = pd.to_numeric(labels, errors="coerce").to_numpy(np.float64)
         if not np.all(np.isfinite(y)):
@@ -364,6 +366,20 @@ def _fold(
         folds = StratifiedKFold(count, shuffle=True, random_state=seed).split(indices, stratify)
     rest, test = list(folds)[index]
     return indices[rest], indices[test]
+
+
+def _positive_last(
+    y: np.ndarray, class_names: list[str], positive: str, source: str
+) -> tuple[np.ndarray, list[str]]:
+    """Make ``positive`` class 1 of a two-class label."""
+    if len(class_names) != 2 or str(positive) not in class_names:
+        raise DataError(
+            f"data.positive_class {positive!r} must be one of the label's two classes; data "
+            f"source {source!r} has classes {class_names}."
+        )
+    if class_names[1] == str(positive):
+        return y, class_names
+    return 1 - y, [class_names[1], class_names[0]]
 
 
 def _class_indices(labels: pd.Series, source: str, column: str) -> tuple[np.ndarray, list[str]]:
