@@ -19,6 +19,7 @@ import click
 from dltoolkit import __version__
 from dltoolkit.config import BACKENDS, RunConfig, load_config, read_yaml, recipe_names, recipe_path
 from dltoolkit.errors import DltkError
+from dltoolkit.runs import read_run_metrics
 
 
 class _UserError(click.ClickException):
@@ -256,7 +257,7 @@ def export_command(model_path: str, model_name: str | None, repository: str | No
             "name": config.export.model_name or config.name,
             "repository": config.export.directory,
         }
-    written = _run_metrics_beside(path)
+    written = read_run_metrics(path.parent)
     # Writing happens under TensorFlow; another backend hands it to a TensorFlow process.
     use_backend(requested_backend(None, None))
     from dltoolkit.export import export_saved_model
@@ -280,12 +281,6 @@ def _model_file(model_path: str) -> Path:
     if path.suffix != ".keras" or not path.is_file():
         raise DltkError(f"{model_path!r} is neither a run directory nor an existing .keras file.")
     return path
-
-
-def _run_metrics_beside(model_path: Path) -> dict[str, Any]:
-    """The run's metrics.json beside a model file (task, decision, class names), or {}."""
-    metrics = model_path.parent / "metrics.json"
-    return json.loads(metrics.read_text()) if metrics.is_file() else {}
 
 
 @main.command()
@@ -322,7 +317,7 @@ def predict(model_path, data_source, output_file, batch_size, backend) -> None:
     use_backend(requested_backend(backend, None))
     from dltoolkit.evaluation import predict_source
 
-    rows = predict_source(path, data_source, batch_size, _run_metrics_beside(path))
+    rows = predict_source(path, data_source, batch_size, read_run_metrics(path.parent))
     with open(output_file, "x", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()

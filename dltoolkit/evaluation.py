@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from dltoolkit import features
 from dltoolkit.config import DataConfig, load_config
 from dltoolkit.data import load_unlabelled
 from dltoolkit.errors import DataError
+from dltoolkit.runs import read_run_metrics
 from dltoolkit.tasks import get_task
 
 
@@ -33,18 +33,12 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
 
     run_dir = Path(run_dir)
     config = load_config(run_dir / "config.yaml")
-    saved = run_dir if (run_dir / features.FEATURES_FILE).is_file() else None
-    data = prepare_data(config, saved_features=saved)
+    data = prepare_data(config, saved_features=run_dir)
     model = load_model(run_dir / "model.keras")
     outputs = predict_outputs(model, data.x_test, config.train.batch_size)
-    decision = _written(run_dir).get("decision", {})
+    decision = read_run_metrics(run_dir).get("decision", {})
     scores = get_task(config.task).scores(data.y_test, outputs, decision)
     return {"run_dir": str(run_dir), "backend": keras.backend.backend(), "test": scores}
-
-
-def _written(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _data_config_for(model: keras.Model) -> DataConfig:
@@ -99,14 +93,10 @@ def predict_source(
     if task == "binary":
         names = names or ["0", "1"]
         threshold = float(written.get("decision", {}).get("threshold", 0.5))
+        class_ids = (outputs[:, 0] >= threshold).astype(int)
         return [
-            {
-                "id": i,
-                "probability": float(p),
-                "class_id": int(p >= threshold),
-                "class_name": names[int(p >= threshold)],
-            }
-            for i, p in zip(identifiers, outputs[:, 0], strict=True)
+            {"id": i, "probability": float(p), "class_id": int(c), "class_name": names[c]}
+            for i, p, c in zip(identifiers, outputs[:, 0], class_ids, strict=True)
         ]
     names = names or [str(index) for index in range(outputs.shape[-1])]
     rows = []
@@ -126,7 +116,7 @@ def predict_source(
 def _encoded_table(source: str, space: Any, info: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
     """Raw columns of a table, checked and encoded like the training data."""
     from dltoolkit.data.sources import parse_source
-    from dltoolkit.data.tabular import TABLE_KINDS, load_table
+    from dltoolkit.data.tabular import TABLE_KINDS, first_row, load_table
 
     kind, location = parse_source(source)
     if kind not in TABLE_KINDS:
@@ -142,9 +132,9 @@ def _encoded_table(source: str, space: Any, info: dict[str, Any]) -> tuple[np.nd
     for column in numeric:
         missing = frame[column].isna().to_numpy()
         if missing.any() and column not in info["medians"]:
-            row = int(np.flatnonzero(missing)[0])
+            _, row = first_row(missing)
             raise DataError(
-                f"{source!r}: column {column!r} is missing a value at row {row + 2}; the model "
+                f"{source!r}: column {column!r} is missing a value at row {row}; the model "
                 "was trained without missing values there, so fill it in."
             )
     frame = frame.fillna(info["medians"])

@@ -20,6 +20,7 @@ import pandas as pd
 
 from dltoolkit.config import DataConfig
 from dltoolkit.data.sources import ArraySplits
+from dltoolkit.errors import DataError
 
 FEATURES_FILE = "features.keras"
 FEATURES_INFO = "features.json"
@@ -106,8 +107,8 @@ def load_table_dataset(
         config: the data section (source, label, features, split ...).
         seed: seed of the split.
         classes: True when the label is a class (classification tasks).
-        saved: a folder holding a saved ``features.keras`` to encode with (re-evaluating a
-            run); by default a new FeatureSpace is adapted on the training split.
+        saved: a run directory whose ``features.keras`` encodes the data (re-evaluating
+            a run); by default a new FeatureSpace is adapted on the training split.
         fold: ``(index, count)``: split for that cross-validation fold instead.
 
     Returns:
@@ -121,8 +122,16 @@ def load_table_dataset(
     table = load_table(kind, location, config)
     splits = split_table(table, config, seed, classes, fold)
     numeric, categorical = splits.numeric, splits.categorical
-    loaded = load(saved) if saved is not None else None
-    space = loaded[0] if loaded else feature_space(splits.train, numeric, categorical)
+    if saved is None:
+        space = feature_space(splits.train, numeric, categorical)
+    else:
+        loaded = load(saved)
+        if loaded is None:
+            raise DataError(
+                f"{str(saved)!r} holds no {FEATURES_FILE} for its table data; the run "
+                "directory is incomplete, train it again."
+            )
+        space = loaded[0]
     return ArraySplits(
         x_train=encode(space, splits.train, numeric, categorical),
         y_train=splits.y_train,

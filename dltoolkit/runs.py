@@ -46,3 +46,10 @@ def write_json(path: str | Path, content: dict[str, Any]) -> None:
 def read_json(path: str | Path) -> dict[str, Any]:
     """Read a JSON file."""
     return json.loads(Path(path).read_text())
+
+
+def read_run_metrics(folder: str | Path) -> dict[str, Any]:
+    """A run's ``metrics.json`` (task, decision, class names ...), or {} when the folder has
+    none (a bare ``.keras`` file)."""
+    path = Path(folder) / "metrics.json"
+    return read_json(path) if path.is_file() else {}

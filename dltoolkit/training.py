@@ -99,6 +99,11 @@ def prepare_data(config: RunConfig, saved_features: Path | None = None) -> Array
     task = get_task(config.task)
     if is_table(config.data.source):
         return load_table_dataset(config.data, config.seed, task.classes, saved_features)
+    if config.data.folds:
+        raise ConfigError(
+            f"data.folds (cross-validation) is available for tables; data source "
+            f"{config.data.source!r} is not one. Set data.folds=null."
+        )
     if not task.classes:
         raise ConfigError(
             f"task {config.task!r} needs a table (csv:PATH, parquet:PATH or a builtin table), "
@@ -119,16 +124,19 @@ def build_model(config: RunConfig, data: ArraySplits) -> keras.Model:
         preprocessing = keras.layers.Normalization(axis=-1, name="normalization")
         preprocessing.adapt(data.x_train)
     builder = MODELS.get(config.model["builder"])
-    name = config.name.replace("-", "_")
-    model = builder(
+    return builder(
         data.input_shape,
         **task.head(data.num_classes),
         preprocessing=preprocessing,
         input_name=input_name_for(data),
-        name=name,
+        name=config.name.replace("-", "_"),
         **hyperparameters,
     )
-    return model
+
+
+def steps_per_epoch(config: RunConfig, data: ArraySplits) -> int:
+    """Training batches per epoch."""
+    return math.ceil(len(data.x_train) / config.train.batch_size)
 
 
 def target_scale(y_train: np.ndarray) -> tuple[float, float]:
@@ -295,6 +303,19 @@ def fit(
     return Fitted(model, history.history, train_seconds)
 
 
+def decide_and_score(
+    config: RunConfig, model: keras.Model, data: ArraySplits
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task's decision chosen on the validation split (a binary threshold), and the
+    test scores under it."""
+    task = get_task(config.task)
+    batch_size = config.train.batch_size
+    outputs = predict_outputs(model, data.x_val, batch_size)
+    decision = task.decision(data.y_val, outputs, config.train.threshold)
+    outputs = predict_outputs(model, data.x_test, batch_size)
+    return decision, task.scores(data.y_test, outputs, decision)
+
+
 def cross_validate(config: RunConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """K-fold cross-validation (``data.folds``) of the model and the task's baselines.
 
@@ -310,12 +331,9 @@ def cross_validate(config: RunConfig, echo: Callable[[str], None] = print) -> di
         keras.utils.set_random_seed(config.seed)
         data = load_table_dataset(config.data, config.seed, task.classes, fold=(index, count))
         model = build_model(config, data)
-        compile_model(model, config, math.ceil(len(data.x_train) / config.train.batch_size))
+        compile_model(model, config, steps_per_epoch(config, data))
         fitted = fit(model, config, data, callbacks(config, None), verbose=0)
-        outputs = predict_outputs(fitted.model, data.x_val, config.train.batch_size)
-        decision = task.decision(data.y_val, outputs, config.train.threshold)
-        outputs = predict_outputs(fitted.model, data.x_test, config.train.batch_size)
-        scores = {"deep model": task.scores(data.y_test, outputs, decision)}
+        scores = {"deep model": decide_and_score(config, fitted.model, data)[1]}
         for baseline in task.baselines(data, config.train.threshold, config.train.class_weight):
             scores[baseline["name"]] = baseline["test"]
         per_fold.append(
@@ -351,13 +369,8 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     task = get_task(config.task)
     keras.utils.set_random_seed(config.seed)
     data = prepare_data(config)
-    if config.data.folds and data.table is None:
-        raise ConfigError(
-            f"data.folds (cross-validation) is available for tables; data source "
-            f"{config.data.source!r} is not one. Set data.folds=null."
-        )
     model = build_model(config, data)
-    compile_model(model, config, math.ceil(len(data.x_train) / config.train.batch_size))
+    compile_model(model, config, steps_per_epoch(config, data))
 
     run_dir = create_run_dir(config.output_dir, config.name)
     write_text_atomic(run_dir / "config.yaml", config.to_yaml())
@@ -385,13 +398,7 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     model, history, train_seconds = fitted.model, fitted.history, fitted.train_seconds
     epochs_run = len(history["loss"])
 
-    batch_size = config.train.batch_size
-    decision = task.decision(
-        data.y_val, predict_outputs(model, data.x_val, batch_size), config.train.threshold
-    )
-    test_scores = task.scores(
-        data.y_test, predict_outputs(model, data.x_test, batch_size), decision
-    )
+    decision, test_scores = decide_and_score(config, model, data)
     baselines = task.baselines(data, config.train.threshold, config.train.class_weight)
     model_path = run_dir / "model.keras"
     model.save(model_path)

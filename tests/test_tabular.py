@@ -289,6 +289,16 @@ def test_evaluate_reproduces_the_binary_scores(binary_run: Path):
     assert again["confusion_matrix"] == written["confusion_matrix"]
 
 
+def test_evaluate_refuses_a_table_run_without_its_feature_space(binary_run: Path, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(binary_run, copy)
+    (copy / "features.keras").unlink()
+    message = one_line_error(invoke("evaluate", str(copy)))
+    assert "holds no features.keras for its table data" in message
+
+
 def test_saved_model_serves_raw_features_in_a_fresh_process(binary_run: Path, tmp_path: Path):
     from dltoolkit import features
     from dltoolkit.evaluation import load_model

@@ -201,8 +201,8 @@ def labels_to_indices(labels: np.ndarray, source: str) -> tuple[np.ndarray, list
     if labels.dtype.kind == "f":
         if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
             raise DataError(
-                f"data source {source!r}: labels are non-integer floats; "
-                "classification expects integer or string class labels."
+                f"data source {source!r}: labels are non-integer floats; classification "
+                "expects integer or string class labels (task: regression predicts a number)."
             )
         labels = labels.astype(np.int64)
     classes, indices = np.unique(labels, return_inverse=True)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dltoolkit.config import DataConfig
+from dltoolkit.data.sources import labels_to_indices
 from dltoolkit.errors import DataError, did_you_mean
 
 TABLE_KINDS = ("csv", "parquet")
@@ -163,9 +164,9 @@ def load_table(kind: str, location: str, config: DataConfig, require_label: bool
             )
         _require_columns(source, [label], columns, "data.label")
         if frame[label].isna().any():
-            row = int(np.flatnonzero(frame[label].isna().to_numpy())[0])
+            _, row = first_row(frame[label].isna())
             raise DataError(
-                f"data source {source!r}: label column {label!r} is empty at row {row + 2} "
+                f"data source {source!r}: label column {label!r} is empty at row {row} "
                 "(counting the header as row 1); every row needs a label."
             )
     time_column = config.time_column
@@ -193,6 +194,13 @@ def load_table(kind: str, location: str, config: DataConfig, require_label: bool
         # Categories are strings (integer codes too); a missing value is its own category.
         frame[column] = frame[column].map(lambda value: "" if pd.isna(value) else str(value))
     return Table(frame, label, numeric, list(categorical), source, time_column)
+
+
+def first_row(mask: np.ndarray | pd.Series) -> tuple[int, int]:
+    """Position of the first True in ``mask`` and its row number in the file (the header
+    being row 1), for error messages."""
+    index = int(np.flatnonzero(np.asarray(mask))[0])
+    return index, index + 2
 
 
 def _looks_numeric(values: pd.Series) -> bool:
@@ -223,24 +231,24 @@ def _numeric_column(values: pd.Series, column: str, source: str, missing: str) -
     numbers = pd.to_numeric(values, errors="coerce")
     bad = numbers.isna() & values.notna()
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+        index, row = first_row(bad)
         raise DataError(
-            f"data source {source!r}: column {column!r} is numeric but row {row + 2} holds "
-            f"{values.iloc[row]!r} (counting the header as row 1); fix the value, or list the "
+            f"data source {source!r}: column {column!r} is numeric but row {row} holds "
+            f"{values.iloc[index]!r} (counting the header as row 1); fix the value, or list the "
             "column in data.categorical."
         )
     numbers = numbers.astype(np.float64)
     infinite = np.isinf(numbers.to_numpy())
     if infinite.any():
-        row = int(np.flatnonzero(infinite)[0])
+        index, row = first_row(infinite)
         raise DataError(
-            f"data source {source!r}: column {column!r} holds {numbers.iloc[row]} at row "
-            f"{row + 2}; infinite values are not allowed, replace them."
+            f"data source {source!r}: column {column!r} holds {numbers.iloc[index]} at row "
+            f"{row}; infinite values are not allowed, replace them."
         )
     if missing == "error" and numbers.isna().any():
-        row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
+        _, row = first_row(numbers.isna())
         raise DataError(
-            f"data source {source!r}: column {column!r} is missing a value at row {row + 2} "
+            f"data source {source!r}: column {column!r} is missing a value at row {row} "
             f"({int(numbers.isna().sum())} missing in all); set data.missing=median to fill "
             "missing numbers with the training median, or clean the file."
         )
@@ -279,10 +287,10 @@ def split_table(
     else:
         y = pd.to_numeric(labels, errors="coerce").to_numpy(np.float64)
         if not np.all(np.isfinite(y)):
-            row = int(np.flatnonzero(~np.isfinite(y))[0])
+            index, row = first_row(~np.isfinite(y))
             raise DataError(
-                f"data source {source!r}: label {table.label!r} at row {row + 2} is "
-                f"{labels.iloc[row]!r}; regression needs a finite number in every row."
+                f"data source {source!r}: label {table.label!r} at row {row} is "
+                f"{labels.iloc[index]!r}; regression needs a finite number in every row."
             )
     indices = np.arange(len(frame))
     n_test = round(len(frame) * config.test_split)
@@ -384,19 +392,11 @@ def _positive_last(
 
 def _class_indices(labels: pd.Series, source: str, column: str) -> tuple[np.ndarray, list[str]]:
     values = labels.to_numpy()
-    if pd.api.types.is_float_dtype(labels):
-        if not np.all(values == np.round(values)):
-            raise DataError(
-                f"data source {source!r}: label {column!r} holds non-integer numbers; "
-                "classification needs class labels (use task: regression for a number)."
-            )
-        values = values.astype(np.int64)
-    classes, indices = np.unique(
-        values.astype(str) if values.dtype == object else values, return_inverse=True
-    )
-    if len(classes) < 2:
+    text = values.dtype == object  # strings, possibly mixed with numbers
+    y, class_names = labels_to_indices(values.astype(str) if text else values, source)
+    if len(class_names) < 2:
         raise DataError(
-            f"data source {source!r}: label {column!r} has one class ({classes[0]!r}) only; "
+            f"data source {source!r}: label {column!r} has one class ({class_names[0]!r}) only; "
             "classification needs at least two."
         )
-    return indices.astype(np.int64), [str(name) for name in classes]
+    return y, class_names
