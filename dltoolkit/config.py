@@ -184,7 +184,7 @@ class RunConfig:
         return yaml.dump(self.to_dict(), Dumper=_ConfigDumper, sort_keys=False, width=100)
 
 
-TASKS = ("classification", "binary", "regression")
+TASKS = ("classification", "binary", "regression", "anomaly")
 SPLITS = ("stratified", "random", "time")
 
 
@@ -461,8 +461,12 @@ def _check_values(config: RunConfig) -> None:
     schedule = train.learning_rate_schedule
     if train.class_weight not in (None, "balanced"):
         fail("train.class_weight", train.class_weight, "'balanced' or null")
-    if train.class_weight is not None and config.task == "regression":
-        fail("train.class_weight", train.class_weight, "null for regression (no classes)")
+    if train.class_weight is not None and config.task in ("regression", "anomaly"):
+        fail(
+            "train.class_weight",
+            train.class_weight,
+            f"null for {config.task} (the network does not fit classes)",
+        )
     threshold = train.threshold
     if threshold.objective not in THRESHOLD_OBJECTIVES:
         fail(

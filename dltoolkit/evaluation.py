@@ -67,7 +67,8 @@ def predict_source(
         written: the run's metrics.json (task, class names, decision); {} for a bare model.
 
     Returns:
-        Rows with ``id`` and, by task, class id/name and probabilities, or ``prediction``.
+        Rows with ``id`` and, by task, class id/name and probabilities (or the anomaly
+        score), or ``prediction``.
     """
     written = written or {}
     model = load_model(model_path)
@@ -90,13 +91,15 @@ def predict_source(
             {"id": i, "prediction": float(v)}
             for i, v in zip(identifiers, outputs[:, 0], strict=True)
         ]
-    if task == "binary":
+    if task in ("binary", "anomaly"):
         names = names or ["0", "1"]
         threshold = float(written.get("decision", {}).get("threshold", 0.5))
-        class_ids = (outputs[:, 0] >= threshold).astype(int)
+        scores = outputs.reshape(len(outputs))
+        class_ids = (scores >= threshold).astype(int)
+        key = "probability" if task == "binary" else "anomaly_score"
         return [
-            {"id": i, "probability": float(p), "class_id": int(c), "class_name": names[c]}
-            for i, p, c in zip(identifiers, outputs[:, 0], class_ids, strict=True)
+            {"id": i, key: float(p), "class_id": int(c), "class_name": names[c]}
+            for i, p, c in zip(identifiers, scores, class_ids, strict=True)
         ]
     names = names or [str(index) for index in range(outputs.shape[-1])]
     rows = []

@@ -61,15 +61,16 @@ def export_saved_model(
     beside the model, missing numbers filled with the training medians) and returns, by
     task: ``probabilities``, ``class_id``, ``class_name`` (classification);
     ``probability``, ``class_id``, ``class_name`` at the chosen threshold (binary);
-    ``prediction`` (regression).
+    ``prediction`` (regression); ``anomaly_score``, and ``class_id``, ``class_name`` at
+    the chosen score threshold (anomaly).
 
     Args:
         keras_path: the trained model's ``.keras`` file.
         repository: model repository root (``saved_models``).
         model_name: folder name of the model in the repository.
         class_names: names of the classes, in class-index order (default: "0", "1", ...).
-        task: ``classification``, ``binary`` or ``regression``.
-        decision: what was chosen on validation; binary: ``{"threshold": ...}``.
+        task: ``classification``, ``binary``, ``regression`` or ``anomaly``.
+        decision: what was chosen on validation; binary, anomaly: ``{"threshold": ...}``.
 
     Returns:
         The version folder written.
@@ -181,27 +182,25 @@ def _head_outputs(model: Any, head: dict[str, Any]) -> Callable:
     import tensorflow as tf
 
     task = head["task"]
-    units = int(model.outputs[0].shape[-1])
+    units = int(model.outputs[0].shape[-1]) if len(model.outputs[0].shape) > 1 else 1
     if task == "regression":
         return lambda output: {"prediction": tf.reshape(output, (-1,))}
     names = head["class_names"] or [str(index) for index in range(max(units, 2))]
-    expected = 2 if task == "binary" else units
+    expected = 2 if task in ("binary", "anomaly") else units
     if len(names) != expected:
         raise DltkError(f"{len(names)} class names given for a model with {expected} classes.")
     name_table = tf.constant(names)
-    if task == "binary":
+    if task in ("binary", "anomaly"):
+        # One score per row (a probability, or a reconstruction error) and its decision.
+        key = "probability" if task == "binary" else "anomaly_score"
         threshold = float(head["decision"].get("threshold", 0.5))
 
-        def binary(output):
-            probability = tf.reshape(output, (-1,))
-            class_id = tf.cast(probability >= threshold, tf.int64)
-            return {
-                "probability": probability,
-                "class_id": class_id,
-                "class_name": tf.gather(name_table, class_id),
-            }
+        def thresholded(output):
+            score = tf.reshape(output, (-1,))
+            class_id = tf.cast(score >= threshold, tf.int64)
+            return {key: score, "class_id": class_id, "class_name": tf.gather(name_table, class_id)}
 
-        return binary
+        return thresholded
 
     def classification(probabilities):
         class_id = tf.argmax(probabilities, axis=-1)

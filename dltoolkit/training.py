@@ -61,6 +61,11 @@ def resolve(config: RunConfig) -> RunConfig:
     make_optimizer(resolved)  # unknown optimizer options fail before anything is written
     for index, name in enumerate(resolved.train.metrics):
         check_metric_name(name, f"train.metrics[{index}]")
+    if resolved.task == "anomaly" and resolved.model["builder"] != "autoencoder":
+        raise ConfigError(
+            f"task anomaly scores rows by an autoencoder's reconstruction error; "
+            f"model.builder is {resolved.model['builder']!r}. Set model.builder=autoencoder."
+        )
     return resolved
 
 
@@ -104,7 +109,7 @@ def prepare_data(config: RunConfig, saved_features: Path | None = None) -> Array
             f"data.folds (cross-validation) is available for tables; data source "
             f"{config.data.source!r} is not one. Set data.folds=null."
         )
-    if not task.classes:
+    if not task.classes or config.task == "anomaly":
         raise ConfigError(
             f"task {config.task!r} needs a table (csv:PATH, parquet:PATH or a builtin table), "
             f"received data source {config.data.source!r}."
@@ -115,8 +120,8 @@ def prepare_data(config: RunConfig, saved_features: Path | None = None) -> Array
 def build_model(config: RunConfig, data: ArraySplits) -> keras.Model:
     """Build the configured model. Image and array inputs get a Normalization layer adapted
     on the training split inside the model (tables are standardised by their FeatureSpace),
-    so the exported model takes raw inputs. A regression model is built for the
-    standardised target; :func:`in_target_units` rescales it after training."""
+    so the exported model takes raw inputs. What the network fits, and what it becomes
+    after fitting, is the task's (``fit_arrays``, ``trained``)."""
     task = get_task(config.task)
     hyperparameters = {key: value for key, value in config.model.items() if key != "builder"}
     preprocessing = None
@@ -137,17 +142,6 @@ def build_model(config: RunConfig, data: ArraySplits) -> keras.Model:
 def steps_per_epoch(config: RunConfig, data: ArraySplits) -> int:
     """Training batches per epoch."""
     return math.ceil(len(data.x_train) / config.train.batch_size)
-
-
-def target_scale(y_train: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation of a regression target on the training split."""
-    return float(np.mean(y_train)), float(np.std(y_train)) or 1.0
-
-
-def in_target_units(model: keras.Model, mean: float, spread: float) -> keras.Model:
-    """The model followed by ``output * spread + mean``: answers in the target's units."""
-    outputs = keras.layers.Rescaling(spread, offset=mean, name="target_scale")(model.outputs[0])
-    return keras.Model(model.inputs, outputs, name=model.name)
 
 
 def input_name_for(data: ArraySplits) -> str:
@@ -269,6 +263,7 @@ class Fitted:
     model: keras.Model
     history: dict[str, list[float]]
     train_seconds: float
+    examples: int  # training examples per epoch
 
 
 def fit(
@@ -278,19 +273,15 @@ def fit(
     callback_list: list[keras.callbacks.Callback],
     verbose: int,
 ) -> Fitted:
-    """``model.fit`` on the training split, validated on the validation split."""
+    """``model.fit`` on the arrays the task trains on (the training split; normal rows
+    only for anomaly detection), validated on the validation split's."""
     task = get_task(config.task)
-    # Regression trains on the standardised target, so losses and L1/L2 penalties keep
-    # their scale whatever the target's units; the returned model is rescaled.
-    y_train, y_val = data.y_train, data.y_val
-    if not task.classes:
-        mean, spread = target_scale(data.y_train)
-        y_train, y_val = (y_train - mean) / spread, (y_val - mean) / spread
+    x_train, y_train, x_val, y_val = task.fit_arrays(data)
     start = time.perf_counter()
     history = model.fit(
-        data.x_train,
+        x_train,
         y_train,
-        validation_data=(data.x_val, y_val),
+        validation_data=(x_val, y_val),
         epochs=config.train.epochs,
         batch_size=config.train.batch_size,
         callbacks=callback_list,
@@ -298,9 +289,7 @@ def fit(
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - start
-    if not task.classes:
-        model = in_target_units(model, mean, spread)
-    return Fitted(model, history.history, train_seconds)
+    return Fitted(task.trained(model, data), history.history, train_seconds, len(x_train))
 
 
 def decide_and_score(
@@ -417,7 +406,7 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
         "train_seconds": round(train_seconds, 3),
         "epochs_run": epochs_run,
         "best_epoch": _best_epoch(history, config),
-        "samples_per_second": round(sizes["train"] * epochs_run / train_seconds, 1),
+        "samples_per_second": round(fitted.examples * epochs_run / train_seconds, 1),
         "backend": keras.backend.backend(),
         "versions": library_versions(),
         "seed": config.seed,
@@ -434,7 +423,7 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
         metrics["data"]["numeric"] = data.table.numeric
         metrics["data"]["categorical"] = data.table.categorical
     write_json(run_dir / "metrics.json", metrics)
-    echo(_summary(metrics, task.headline))
+    echo(_summary(metrics, task.summary))
 
     export_path = None
     if config.export.enabled:
@@ -461,13 +450,13 @@ def _best_epoch(history: dict[str, list[float]], config: RunConfig) -> int:
     return int(pick(monitored)) + 1
 
 
-def _summary(metrics: dict[str, Any], headline: str) -> str:
+def _summary(metrics: dict[str, Any], names: tuple[str, ...]) -> str:
     def score(scores: dict[str, Any]) -> str:
-        return f"{scores[headline]:.4f}"
+        return " ".join(f"{scores[name]:.4f}" for name in names)
 
     baselines = ", ".join(f"{b['name']} {score(b['test'])}" for b in metrics["baselines"])
     return (
-        f"test {headline} {score(metrics['test'])} | baselines: {baselines} | "
+        f"test {'/'.join(names)} {score(metrics['test'])} | baselines: {baselines} | "
         f"{metrics['parameters']['total']:,} parameters, {metrics['epochs_run']} epochs in "
         f"{metrics['train_seconds']:.1f} s ({metrics['samples_per_second']:.0f} samples/s)"
     )

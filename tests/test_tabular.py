@@ -232,11 +232,23 @@ inputs = {key: tf.constant(value) for key, value in rows.items()}
 outputs = serve(**inputs)
 print(json.dumps({
     "inputs": sorted(serve.structured_input_signature[1]),
-    "probability": outputs["probability"].numpy().tolist(),
+    "score": outputs[sys.argv[3]].numpy().tolist(),
     "class_name": [name.decode() for name in outputs["class_name"].numpy()],
     "dltoolkit_imported": "dltoolkit" in sys.modules,
 }))
 """
+
+
+def serve_in_fresh_process(version_dir: Path, rows: dict, score: str) -> dict:
+    """What SERVE_TABLE prints for ``rows``; ``score`` names the output read as "score"."""
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE_TABLE, str(version_dir), json.dumps(rows), score],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
@@ -311,21 +323,14 @@ def test_saved_model_serves_raw_features_in_a_fresh_process(binary_run: Path, tm
         "hour": [3.0, 14.0, 23.0],
         "merchant": ["grocery", "online", "casino"],
     }
-    result = subprocess.run(
-        [sys.executable, "-c", SERVE_TABLE, str(version_dir), json.dumps(rows)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        check=True,
-    )
-    served = json.loads(result.stdout.strip().splitlines()[-1])
+    served = serve_in_fresh_process(version_dir, rows, "probability")
     assert served["dltoolkit_imported"] is False
     assert served["inputs"] == ["amount", "hour", "merchant"]
     space, info = features.load(binary_run)
     frame = pd.DataFrame(rows).fillna(info["medians"])
     encoded = features.encode(space, frame, info["numeric"], info["categorical"])
     expected = np.asarray(load_model(binary_run / "model.keras").predict(encoded, verbose=0))
-    np.testing.assert_allclose(served["probability"], expected[:, 0], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(served["score"], expected[:, 0], atol=1e-5, rtol=0)
     threshold = metrics["decision"]["threshold"]
     names = metrics["data"]["class_names"]
     assert served["class_name"] == [names[int(p >= threshold)] for p in expected[:, 0]]
@@ -350,7 +355,13 @@ def test_predict_reads_raw_columns_from_a_csv(binary_run: Path, tmp_path: Path):
 
 @pytest.mark.parametrize(
     ("recipe", "headline"),
-    [("mlp-regression", "rmse"), ("phishing-detection", "roc_auc"), ("credit-risk", "roc_auc")],
+    [
+        ("mlp-regression", "rmse"),
+        ("phishing-detection", "roc_auc"),
+        ("credit-risk", "roc_auc"),
+        ("fraud-detection", "pr_auc"),
+        ("fraud-anomaly", "pr_auc"),
+    ],
 )
 def test_tabular_recipes_run_one_epoch(workdir: Path, recipe: str, headline: str):
     result = invoke(
@@ -391,9 +402,116 @@ def test_regression_model_answers_in_the_target_units(workdir: Path):
         (["--set", "train.threshold.objective=precision"], "train.threshold.target must be"),
         (["--data", "builtin:digits"], "task binary needs a label with exactly 2 classes"),
         (["--set", "data.folds=1"], "data.folds must be null, or 2 or more"),
+        (["--set", "task=anomaly"], "Set model.builder=autoencoder"),
     ],
 )
 def test_tabular_bad_input_is_one_line(workdir: Path, arguments, expected):
     message = one_line_error(invoke("recipe", "phishing-detection", *arguments))
+    assert expected in message
+    assert not (workdir / "runs").exists()
+
+
+def test_shipped_card_fraud_sample_keeps_time_order_and_every_fraud():
+    table = load_table("builtin", "creditcard-fraud-sample", DataConfig())
+    assert (table.label, table.time_column) == ("Class", "Time")
+    assert table.numeric == [*(f"V{index}" for index in range(1, 29)), "Amount"]
+    frame = table.frame
+    assert len(frame) == 6183 and int(frame["Class"].sum()) == 492
+    assert frame["Time"].is_monotonic_increasing
+
+
+# === Anomaly detection ===
+
+
+@pytest.fixture(scope="module")
+def anomaly_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-epoch autoencoder anomaly run on a CSV with a categorical column."""
+    root = tmp_path_factory.mktemp("anomaly")
+    path = write_csv(root, transactions(400))
+    previous = Path.cwd()
+    os.chdir(root)
+    try:
+        result = invoke(
+            "recipe", "fraud-anomaly", "--data", f"csv:{path}", *QUICK,
+            "--set", "data.label=fraud", "--set", "data.split=stratified",
+        )  # fmt: skip
+    finally:
+        os.chdir(previous)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (root / "runs" / "fraud-anomaly").iterdir()
+    return run_dir
+
+
+def test_anomaly_run_scores_reconstruction_error_against_unsupervised_baselines(
+    anomaly_run: Path,
+):
+    from dltoolkit.evaluation import load_model
+    from dltoolkit.features import load
+
+    metrics = json.loads((anomaly_run / "metrics.json").read_text())
+    assert metrics["task"] == "anomaly"
+    assert [b["name"] for b in metrics["baselines"]] == ["isolation_forest", "pca_reconstruction"]
+    for scores in [metrics["test"], *(b["test"] for b in metrics["baselines"])]:
+        assert {"pr_auc", "roc_auc", "precision", "recall", "confusion_matrix"} <= set(scores)
+        assert "brier" not in scores  # reconstruction errors are not probabilities
+    scorer = load_model(anomaly_run / "model.keras")
+    autoencoder = scorer.get_layer("encoder"), scorer.get_layer("decoder")
+    space, info = load(anomaly_run)
+    x = features_of(space, info, transactions(8, seed=3))
+    reconstruction = autoencoder[1].predict(autoencoder[0].predict(x, verbose=0), verbose=0)
+    expected = np.mean((reconstruction - x) ** 2, axis=1)
+    np.testing.assert_allclose(scorer.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)
+    # The network learnt normal rows only: fewer examples per epoch than the training split.
+    history = pd.read_csv(anomaly_run / "history.csv")
+    assert len(history) == 2
+
+
+def features_of(space, info, frame: pd.DataFrame) -> np.ndarray:
+    from dltoolkit.features import encode
+
+    return encode(space, frame, info["numeric"], info["categorical"])
+
+
+def test_anomaly_model_serves_scores_and_flags_in_a_fresh_process(anomaly_run: Path):
+    from dltoolkit.evaluation import load_model
+    from dltoolkit.features import load
+
+    metrics = json.loads((anomaly_run / "metrics.json").read_text())
+    version_dir = anomaly_run.parent.parent.parent / metrics["export"]["path"]
+    rows = {"amount": [12.5, 4000.0], "hour": [3.0, 14.0], "merchant": ["grocery", "casino"]}
+    served = serve_in_fresh_process(version_dir, rows, "anomaly_score")
+    space, info = load(anomaly_run)
+    expected = load_model(anomaly_run / "model.keras").predict(
+        features_of(space, info, pd.DataFrame(rows)), verbose=0
+    )
+    np.testing.assert_allclose(served["score"], expected, rtol=1e-4, atol=1e-6)
+    threshold = metrics["decision"]["threshold"]
+    assert served["class_name"] == [str(int(score >= threshold)) for score in expected]
+    assert served["score"][1] > served["score"][0]  # an amount far off the data
+
+
+def test_anomaly_predict_and_evaluate(anomaly_run: Path, tmp_path: Path):
+    path = write_csv(tmp_path, transactions(12, seed=4).drop(columns="fraud"), "new.csv")
+    output = tmp_path / "scores.csv"
+    result = invoke("predict", str(anomaly_run), "--data", f"csv:{path}", "--output", str(output))
+    assert result.exit_code == 0, result.output
+    predictions = pd.read_csv(output)
+    assert list(predictions.columns) == ["id", "anomaly_score", "class_id", "class_name"]
+    assert (predictions["anomaly_score"] >= 0).all()
+    result = invoke("evaluate", str(anomaly_run))
+    assert result.exit_code == 0, result.output
+    written = json.loads((anomaly_run / "metrics.json").read_text())["test"]
+    assert json.loads(result.output)["test"]["pr_auc"] == pytest.approx(written["pr_auc"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--set", "train.class_weight=balanced"], "train.class_weight must be null for anomaly"),
+        (["--data", "builtin:digits"], "task 'anomaly' needs a table"),
+    ],
+)
+def test_anomaly_bad_config_is_one_line(workdir: Path, arguments, expected):
+    message = one_line_error(invoke("recipe", "fraud-anomaly", *arguments))
     assert expected in message
     assert not (workdir / "runs").exists()

@@ -111,10 +111,29 @@ def _german_credit() -> tuple[pd.DataFrame, dict]:
     return frame, {"label": "creditability"}
 
 
+def _creditcard_fraud() -> tuple[pd.DataFrame, dict]:
+    # 284,807 card transactions, 492 frauds; fetched once into the user cache (data.fetch).
+    from dltoolkit.data.fetch import CREDITCARD, cached
+
+    return _creditcard(pd.read_csv(cached(CREDITCARD)))
+
+
+def _creditcard_fraud_sample() -> tuple[pd.DataFrame, dict]:
+    # Every fraud and every 50th legitimate transaction, shipped with the package.
+    return _creditcard(pd.read_csv(Path(__file__).parent / "files" / "creditcard-sample.csv.gz"))
+
+
+def _creditcard(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    # Time (seconds since the first transaction) orders the rows; it is not a feature.
+    return frame, {"label": "Class", "time_column": "Time"}
+
+
 BUILTIN_TABLES: dict[str, Callable[[], tuple[pd.DataFrame, dict]]] = {
     "diabetes": _diabetes,
     "phishing": _phishing,
     "german-credit": _german_credit,
+    "creditcard-fraud": _creditcard_fraud,
+    "creditcard-fraud-sample": _creditcard_fraud_sample,
 }
 
 
@@ -169,7 +188,7 @@ def load_table(kind: str, location: str, config: DataConfig, require_label: bool
                 f"data source {source!r}: label column {label!r} is empty at row {row} "
                 "(counting the header as row 1); every row needs a label."
             )
-    time_column = config.time_column
+    time_column = config.time_column or defaults.get("time_column")
     if time_column is not None:
         _require_columns(source, [time_column], columns, "data.time_column")
     excluded = {label, time_column}

@@ -1,10 +1,12 @@
 """Custom Keras layers, registered for ``.keras`` loading under the ``dltoolkit`` package."""
 
 from dltoolkit.layers.clustering import ClusteringLayer, target_distribution
+from dltoolkit.layers.reconstruction import ReconstructionError
 from dltoolkit.layers.som import SelfOrganizingMap, SOMSchedule, grid_coordinates, som_layers
 
 __all__ = [
     "ClusteringLayer",
+    "ReconstructionError",
     "SOMSchedule",
     "SelfOrganizingMap",
     "grid_coordinates",

@@ -1,11 +1,17 @@
 """What differs per task: output head, loss, metrics, decisions, scores and baselines."""
 
+from dltoolkit.tasks.anomaly import AnomalyTask
 from dltoolkit.tasks.base import Task
 from dltoolkit.tasks.binary import BinaryTask
 from dltoolkit.tasks.classification import ClassificationTask
 from dltoolkit.tasks.regression import RegressionTask
 
-TASKS = {"classification": ClassificationTask, "binary": BinaryTask, "regression": RegressionTask}
+TASKS = {
+    "classification": ClassificationTask,
+    "binary": BinaryTask,
+    "regression": RegressionTask,
+    "anomaly": AnomalyTask,
+}
 
 
 def get_task(name: str) -> Task:
@@ -13,4 +19,12 @@ def get_task(name: str) -> Task:
     return TASKS[name]()
 
 
-__all__ = ["TASKS", "BinaryTask", "ClassificationTask", "RegressionTask", "Task", "get_task"]
+__all__ = [
+    "TASKS",
+    "AnomalyTask",
+    "BinaryTask",
+    "ClassificationTask",
+    "RegressionTask",
+    "Task",
+    "get_task",
+]

@@ -15,7 +15,8 @@ class Task(Protocol):
 
     name: str
     default_loss: str
-    headline: str  # the test score quoted in summaries and compared with the baselines
+    headline: str  # the test score cross-validation and comparisons quote
+    summary: tuple[str, ...]  # the test scores a run's summary line prints
     classes: bool  # labels are classes (indices into class names)
 
     def head(self, num_classes: int) -> dict[str, Any]:
@@ -23,6 +24,12 @@ class Task(Protocol):
 
     def metrics(self) -> list[Any]:
         """Keras metrics compiled into the model."""
+
+    def fit_arrays(self, data: Any) -> tuple[np.ndarray, ...]:
+        """``(x_train, y_train, x_val, y_val)`` that ``model.fit`` trains and validates on."""
+
+    def trained(self, model: Any, data: Any) -> Any:
+        """The model a run evaluates, saves and exports, made from the fitted one."""
 
     def decision(
         self, y_val: np.ndarray, outputs: np.ndarray, threshold: ThresholdConfig
@@ -38,6 +45,18 @@ class Task(Protocol):
         self, splits: Any, threshold: ThresholdConfig, class_weight: str | None
     ) -> list[dict[str, Any]]:
         """Classical models fitted on the same training split, scored the same way."""
+
+
+class Supervised:
+    """Tasks whose network fits the labels as they are and is used as fitted."""
+
+    def fit_arrays(self, data: Any) -> tuple[np.ndarray, ...]:
+        """The training and validation splits unchanged."""
+        return data.x_train, data.y_train, data.x_val, data.y_val
+
+    def trained(self, model: Any, data: Any) -> Any:
+        """The fitted model itself."""
+        return model
 
 
 def flat(x: np.ndarray) -> np.ndarray:

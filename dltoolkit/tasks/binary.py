@@ -15,7 +15,7 @@ import numpy as np
 
 from dltoolkit.config import ThresholdConfig
 from dltoolkit.errors import DataError
-from dltoolkit.tasks.base import fit_baseline, flat, parameter_count
+from dltoolkit.tasks.base import Supervised, fit_baseline, flat, parameter_count
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, config: ThresholdConfig) -> dict[str, Any]:
@@ -59,37 +59,45 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, config: ThresholdConfig) -> d
     }
 
 
-def binary_scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Ranking, probability and decision scores of positive-class probabilities ``p``."""
+def ranking_scores(y: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Ranking scores (ROC-AUC, PR-AUC as average precision, Gini, KS) of any score where
+    higher means more likely positive, and the decisions ``score >= threshold``."""
     from sklearn.metrics import (
         average_precision_score,
-        brier_score_loss,
         confusion_matrix,
         f1_score,
-        log_loss,
         precision_score,
         recall_score,
         roc_auc_score,
         roc_curve,
     )
 
-    predicted = (p >= threshold).astype(np.int64)
+    predicted = (score >= threshold).astype(np.int64)
     both = len(np.unique(y)) == 2
-    false_positive_rate, true_positive_rate, _ = roc_curve(y, p) if both else ([0], [0], None)
-    roc_auc = float(roc_auc_score(y, p)) if both else float("nan")
+    false_positive_rate, true_positive_rate, _ = roc_curve(y, score) if both else ([0], [0], None)
+    roc_auc = float(roc_auc_score(y, score)) if both else float("nan")
     return {
         "roc_auc": roc_auc,
-        "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
+        "pr_auc": float(average_precision_score(y, score)) if both else float("nan"),
         "gini": 2 * roc_auc - 1,
         "ks": float(np.max(np.asarray(true_positive_rate) - np.asarray(false_positive_rate))),
-        "brier": float(brier_score_loss(y, p)),
-        "log_loss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
         "threshold": float(threshold),
         "accuracy": float(np.mean(predicted == y)),
         "precision": float(precision_score(y, predicted, zero_division=0)),
         "recall": float(recall_score(y, predicted, zero_division=0)),
         "f1": float(f1_score(y, predicted, zero_division=0)),
         "confusion_matrix": confusion_matrix(y, predicted, labels=[0, 1]).tolist(),
+    }
+
+
+def binary_scores(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Ranking, probability and decision scores of positive-class probabilities ``p``."""
+    from sklearn.metrics import brier_score_loss, log_loss
+
+    return {
+        **ranking_scores(y, p, threshold),
+        "brier": float(brier_score_loss(y, p)),
+        "log_loss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
         **calibration(y, p),
     }
 
@@ -109,12 +117,23 @@ def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, Any]:
     }
 
 
-class BinaryTask:
+class Thresholded:
+    """Tasks that flag a row as positive when its one output reaches a threshold."""
+
+    def decision(
+        self, y_val: np.ndarray, outputs: np.ndarray, threshold: ThresholdConfig
+    ) -> dict[str, Any]:
+        """The decision threshold chosen on the validation split."""
+        return choose_threshold(y_val, positive(outputs), threshold)
+
+
+class BinaryTask(Supervised, Thresholded):
     """Binary classification with a sigmoid output."""
 
     name = "binary"
     default_loss = "binary_crossentropy"
     headline = "roc_auc"
+    summary = ("roc_auc", "pr_auc")
     classes = True
 
     def head(self, num_classes: int) -> dict[str, Any]:
@@ -131,12 +150,6 @@ class BinaryTask:
         import keras
 
         return [keras.metrics.AUC(name="auc"), keras.metrics.AUC(curve="PR", name="pr_auc")]
-
-    def decision(
-        self, y_val: np.ndarray, outputs: np.ndarray, threshold: ThresholdConfig
-    ) -> dict[str, Any]:
-        """The decision threshold chosen on the validation split."""
-        return choose_threshold(y_val, positive(outputs), threshold)
 
     def scores(
         self, y_true: np.ndarray, outputs: np.ndarray, decision: dict[str, Any]
@@ -157,8 +170,13 @@ class BinaryTask:
             "logistic_regression": make_pipeline(
                 StandardScaler(), LogisticRegression(max_iter=5000, class_weight=class_weight)
             ),
+            # The L2 penalty on leaf values (XGBoost's default of 1) keeps boosting stable
+            # on rare positives: unpenalised, its PR-AUC on time-split card fraud falls below 0.3.
             "hist_gradient_boosting": HistGradientBoostingClassifier(
-                early_stopping=False, class_weight=class_weight, random_state=0
+                early_stopping=False,
+                l2_regularization=1.0,
+                class_weight=class_weight,
+                random_state=0,
             ),
         }
         results = []

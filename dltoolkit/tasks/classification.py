@@ -7,15 +7,16 @@ from typing import Any
 import numpy as np
 
 from dltoolkit.config import ThresholdConfig
-from dltoolkit.tasks.base import fit_baseline, flat, parameter_count
+from dltoolkit.tasks.base import Supervised, fit_baseline, flat, parameter_count
 
 
-class ClassificationTask:
+class ClassificationTask(Supervised):
     """Multi-class classification with a softmax output."""
 
     name = "classification"
     default_loss = "sparse_categorical_crossentropy"
     headline = "accuracy"
+    summary = ("accuracy",)
     classes = True
 
     def head(self, num_classes: int) -> dict[str, Any]:

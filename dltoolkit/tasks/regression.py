@@ -22,12 +22,18 @@ def regression_scores(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
+def target_scale(y_train: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of a regression target on the training split."""
+    return float(np.mean(y_train)), float(np.std(y_train)) or 1.0
+
+
 class RegressionTask:
     """Regression of one number."""
 
     name = "regression"
     default_loss = "mse"
     headline = "rmse"
+    summary = ("rmse", "r2")
     classes = False
 
     def head(self, num_classes: int) -> dict[str, Any]:
@@ -37,6 +43,25 @@ class RegressionTask:
     def metrics(self) -> list[Any]:
         """RMSE and MAE per epoch."""
         return ["root_mean_squared_error", "mae"]
+
+    def fit_arrays(self, data: Any) -> tuple[np.ndarray, ...]:
+        """The splits with the target standardised by the training mean and spread, so that
+        losses and L1/L2 penalties keep their scale whatever the target's units."""
+        mean, spread = target_scale(data.y_train)
+        return (
+            data.x_train,
+            (data.y_train - mean) / spread,
+            data.x_val,
+            (data.y_val - mean) / spread,
+        )
+
+    def trained(self, model: Any, data: Any) -> Any:
+        """The model followed by ``output * spread + mean``: answers in the target's units."""
+        import keras
+
+        mean, spread = target_scale(data.y_train)
+        outputs = keras.layers.Rescaling(spread, offset=mean, name="target_scale")(model.outputs[0])
+        return keras.Model(model.inputs, outputs, name=model.name)
 
     def decision(
         self, y_val: np.ndarray, outputs: np.ndarray, threshold: ThresholdConfig

@@ -1,0 +1,101 @@
+"""Anomaly detection: an autoencoder trained on normal rows scores rows by reconstruction error.
+
+The labels (class 1 = anomaly) are not used to train the network: it learns to reconstruct
+the normal (class 0) training rows only, and a row's anomaly score is its mean squared
+reconstruction error. Labels are used on the validation split, to choose the score threshold
+that flags an anomaly, and on the test split, to score the ranking (ROC-AUC, PR-AUC) and
+the decisions. Baselines are unsupervised too, fitted on the same normal training rows:
+an isolation forest and the reconstruction error of a PCA (a linear autoencoder).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dltoolkit.config import ThresholdConfig
+from dltoolkit.errors import DataError
+from dltoolkit.tasks.base import fit_baseline, flat
+from dltoolkit.tasks.binary import Thresholded, choose_threshold, positive, ranking_scores
+
+
+class AnomalyTask(Thresholded):
+    """Unsupervised anomaly scores from an autoencoder's reconstruction error."""
+
+    name = "anomaly"
+    default_loss = "mse"
+    headline = "pr_auc"
+    summary = ("pr_auc", "roc_auc")
+    classes = True
+
+    def head(self, num_classes: int) -> dict[str, Any]:
+        """No output head (the autoencoder reconstructs its input); labels must be 0/1."""
+        if num_classes != 2:
+            raise DataError(
+                f"task anomaly needs a label with 2 classes (normal, anomaly), the data has "
+                f"{num_classes}; set data.positive_class to the anomaly class."
+            )
+        return {}
+
+    def metrics(self) -> list[Any]:
+        """None beyond the reconstruction loss."""
+        return []
+
+    def fit_arrays(self, data: Any) -> tuple[np.ndarray, ...]:
+        """Normal training and validation rows, each its own target."""
+        x_train, x_val = data.x_train[data.y_train == 0], data.x_val[data.y_val == 0]
+        if len(x_train) == 0 or len(x_val) == 0:
+            raise DataError(
+                "task anomaly trains on normal rows (class 0), but the training or "
+                "validation split has none; check data.positive_class."
+            )
+        return x_train, x_train, x_val, x_val
+
+    def trained(self, model: Any, data: Any) -> Any:
+        """The autoencoder followed by its reconstruction error: an anomaly scorer."""
+        import keras
+
+        from dltoolkit.layers import ReconstructionError
+
+        score = ReconstructionError(name="anomaly_score")([model.inputs[0], model.outputs[0]])
+        return keras.Model(model.inputs, score, name=model.name)
+
+    def scores(
+        self, y_true: np.ndarray, outputs: np.ndarray, decision: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Ranking scores of the anomaly scores and the decisions at the threshold."""
+        return ranking_scores(y_true, positive(outputs), decision["threshold"])
+
+    def baselines(
+        self, splits: Any, threshold: ThresholdConfig, class_weight: str | None
+    ) -> list[dict[str, Any]]:
+        """Isolation forest and PCA reconstruction error, fitted on normal training rows."""
+        from sklearn.decomposition import PCA
+        from sklearn.ensemble import IsolationForest
+
+        normal = splits.x_train[splits.y_train == 0]
+        candidates = {
+            "isolation_forest": (
+                IsolationForest(n_estimators=200, random_state=0),
+                lambda fitted, x: -fitted.score_samples(x),
+            ),
+            "pca_reconstruction": (
+                PCA(n_components=0.9, random_state=0),
+                lambda fitted, x: np.mean(
+                    (fitted.inverse_transform(fitted.transform(x)) - x) ** 2, axis=1
+                ),
+            ),
+        }
+        results = []
+        for name, (estimator, score) in candidates.items():
+            fitted, seconds = fit_baseline(estimator, normal, None)
+            chosen = choose_threshold(splits.y_val, score(fitted, flat(splits.x_val)), threshold)
+            test = ranking_scores(
+                splits.y_test, score(fitted, flat(splits.x_test)), chosen["threshold"]
+            )
+            parameters = int(fitted.components_.size) if hasattr(fitted, "components_") else None
+            results.append(
+                {"name": name, "test": test, "parameters": parameters, "train_seconds": seconds}
+            )
+        return results
