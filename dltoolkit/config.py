@@ -147,6 +147,9 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     # Classification: "balanced" weighs each class inversely to its training frequency.
     class_weight: str | None = None
+    # Classification: random oversampling of the training split (never validation or test)
+    # until every smaller class has this ratio of the largest class's rows, e.g. 1.0.
+    oversample: float | None = None
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     verbose: int = 2
 
@@ -467,6 +470,17 @@ def _check_values(config: RunConfig) -> None:
             train.class_weight,
             f"null for {config.task} (the network does not fit classes)",
         )
+    if train.oversample is not None:
+        if config.task not in ("classification", "binary"):
+            fail("train.oversample", train.oversample, f"null for {config.task} (no classes)")
+        if not 0.0 < train.oversample <= 1.0:
+            fail("train.oversample", train.oversample, "a ratio in (0, 1] or null")
+        if train.class_weight is not None:
+            fail(
+                "train.oversample",
+                train.oversample,
+                "null when train.class_weight is set (both correct the same imbalance; choose one)",
+            )
     threshold = train.threshold
     if threshold.objective not in THRESHOLD_OBJECTIVES:
         fail(

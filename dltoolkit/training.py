@@ -256,6 +256,25 @@ def class_weights(config: RunConfig, y_train: np.ndarray, num_classes: int) -> d
     return {index: float(weight) for index, weight in enumerate(weights)}
 
 
+def oversampled(config: RunConfig, data: ArraySplits) -> ArraySplits:
+    """The splits with the training split randomly oversampled as ``train.oversample`` says
+    (rows of each smaller class drawn with replacement, seeded); validation and test are
+    left as they are. Without the setting, ``data`` itself."""
+    ratio = config.train.oversample
+    if ratio is None:
+        return data
+    rng = np.random.default_rng(config.seed)
+    counts = np.bincount(data.y_train, minlength=data.num_classes)
+    wanted = math.ceil(ratio * counts.max())
+    extra = [
+        rng.choice(np.flatnonzero(data.y_train == label), wanted - count)
+        for label, count in enumerate(counts)
+        if 0 < count < wanted
+    ]
+    rows = np.concatenate([np.arange(len(data.y_train)), *extra])
+    return dataclasses.replace(data, x_train=data.x_train[rows], y_train=data.y_train[rows])
+
+
 @dataclasses.dataclass
 class Fitted:
     """A trained model (in the target's units for regression) and its training record."""
@@ -319,6 +338,7 @@ def cross_validate(config: RunConfig, echo: Callable[[str], None] = print) -> di
     for index in range(count):
         keras.utils.set_random_seed(config.seed)
         data = load_table_dataset(config.data, config.seed, task.classes, fold=(index, count))
+        data = oversampled(config, data)
         model = build_model(config, data)
         compile_model(model, config, steps_per_epoch(config, data))
         fitted = fit(model, config, data, callbacks(config, None), verbose=0)
@@ -357,7 +377,7 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     config = resolve(config)
     task = get_task(config.task)
     keras.utils.set_random_seed(config.seed)
-    data = prepare_data(config)
+    data = oversampled(config, prepare_data(config))
     model = build_model(config, data)
     compile_model(model, config, steps_per_epoch(config, data))
 
@@ -419,6 +439,8 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     }
     if config.data.folds:
         metrics["cross_validation"] = cross_validation
+    if config.train.oversample is not None:
+        metrics["data"]["oversampled_train_counts"] = np.bincount(data.y_train).tolist()
     if data.table is not None:
         metrics["data"]["numeric"] = data.table.numeric
         metrics["data"]["categorical"] = data.table.categorical

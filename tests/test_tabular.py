@@ -515,3 +515,62 @@ def test_anomaly_bad_config_is_one_line(workdir: Path, arguments, expected):
     message = one_line_error(invoke("recipe", "fraud-anomaly", *arguments))
     assert expected in message
     assert not (workdir / "runs").exists()
+
+
+# === Oversampling ===
+
+
+def test_oversampling_grows_the_training_split_only():
+    from dltoolkit.config import RunConfig, TrainConfig
+    from dltoolkit.data.sources import ArraySplits
+    from dltoolkit.training import oversampled
+
+    y = np.array([0] * 90 + [1] * 10)
+    x = np.arange(100, dtype=np.float32)[:, None]
+    data = ArraySplits(x, y, x[:5], y[:5], x[:7], y[:7], ["legit", "fraud"], "test")
+    config = RunConfig(name="t", task="binary", train=TrainConfig(oversample=0.5))
+    result = oversampled(config, data)
+    assert np.bincount(result.y_train).tolist() == [90, 45]
+    # Every added row is a copy of a positive row; every original row is kept.
+    assert set(result.x_train[result.y_train == 1, 0]) <= set(range(90, 100))
+    np.testing.assert_array_equal(result.x_train[:100], x)
+    assert result.x_val is data.x_val and result.x_test is data.x_test
+    again = oversampled(config, data)
+    np.testing.assert_array_equal(again.x_train, result.x_train)  # seeded
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--set", "train.oversample=1.5"], "train.oversample must be a ratio in (0, 1]"),
+        (
+            ["--set", "train.oversample=1.0", "--set", "train.class_weight=balanced"],
+            "choose one",
+        ),
+        (
+            [
+                "--set",
+                "task=regression",
+                "--set",
+                "data.split=random",
+                "--set",
+                "train.oversample=1",
+            ],
+            "null for regression",
+        ),
+    ],
+)
+def test_oversampling_settings_are_checked(workdir: Path, arguments, expected):
+    message = one_line_error(invoke("recipe", "phishing-detection", *arguments))
+    assert expected in message
+
+
+def test_an_oversampled_run_records_its_training_counts(workdir: Path):
+    result = invoke(
+        "recipe", "fraud-detection", "--set", "train.epochs=1", "--set", "train.verbose=0",
+        "--set", "export.enabled=false", "--set", "train.oversample=0.5",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (workdir / "runs" / "fraud-detection").iterdir()
+    counts = json.loads((run_dir / "metrics.json").read_text())["data"]["oversampled_train_counts"]
+    assert counts[1] == -(-counts[0] // 2)  # ceil(0.5 * legitimate rows)
