@@ -40,6 +40,7 @@ SCORES = {
     "regression": ("rmse", "r2"),
     "binary": ("roc_auc", "pr_auc"),
     "anomaly": ("roc_auc", "pr_auc"),
+    "clustering": ("silhouette", "davies_bouldin"),
 }
 
 

@@ -55,6 +55,8 @@ class DataConfig:
     # Binary tables: the label value that is the positive class (class 1); by default the
     # second in sorted order (1 of 0/1).
     positive_class: str | None = None
+    # Tables: numeric columns standardised on the log(1 + x) scale (skewed amounts, counts).
+    log_transform: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -126,6 +128,22 @@ class LearningRateScheduleConfig:
 
 
 @dataclass
+class ClusteringConfig:
+    """How task ``clustering`` trains its ``dec`` model (see dltoolkit.models.dec.fit_dec)
+    and the self-organizing map drawn beside it. ``train.epochs`` and ``train.batch_size``
+    are the autoencoder pretraining's; ``train.optimizer`` and ``learning_rate`` its
+    optimizer."""
+
+    method: str = "idec"
+    max_iterations: int = 20000
+    update_interval: int = 140
+    tolerance: float = 0.001
+    gamma: float = 0.1
+    som_map: list[int] = field(default_factory=lambda: [10, 10])
+    som_epochs: int = 30
+
+
+@dataclass
 class TrainConfig:
     """Optimisation settings."""
 
@@ -151,6 +169,7 @@ class TrainConfig:
     # until every smaller class has this ratio of the largest class's rows, e.g. 1.0.
     oversample: float | None = None
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     verbose: int = 2
 
 
@@ -187,7 +206,7 @@ class RunConfig:
         return yaml.dump(self.to_dict(), Dumper=_ConfigDumper, sort_keys=False, width=100)
 
 
-TASKS = ("classification", "binary", "regression", "anomaly")
+TASKS = ("classification", "binary", "regression", "anomaly", "clustering")
 SPLITS = ("stratified", "random", "time")
 
 
@@ -445,8 +464,8 @@ def _check_values(config: RunConfig) -> None:
         fail("data.folds", data.folds, "null, or 2 or more with a stratified or random split")
     if data.missing not in ("error", "median"):
         fail("data.missing", data.missing, "'error' or 'median'")
-    if data.split == "stratified" and config.task == "regression":
-        fail("data.split", data.split, "'random' or 'time' for regression (no classes)")
+    if data.split == "stratified" and config.task in ("regression", "clustering"):
+        fail("data.split", data.split, f"'random' or 'time' for {config.task} (no classes)")
     train = config.train
     if train.epochs < 1:
         fail("train.epochs", train.epochs, "a positive integer")
@@ -464,7 +483,7 @@ def _check_values(config: RunConfig) -> None:
     schedule = train.learning_rate_schedule
     if train.class_weight not in (None, "balanced"):
         fail("train.class_weight", train.class_weight, "'balanced' or null")
-    if train.class_weight is not None and config.task in ("regression", "anomaly"):
+    if train.class_weight is not None and config.task in ("regression", "anomaly", "clustering"):
         fail(
             "train.class_weight",
             train.class_weight,
@@ -481,6 +500,18 @@ def _check_values(config: RunConfig) -> None:
                 train.oversample,
                 "null when train.class_weight is set (both correct the same imbalance; choose one)",
             )
+    clustering = train.clustering
+    if clustering.method not in ("dec", "idec"):
+        fail("train.clustering.method", clustering.method, "'dec' or 'idec'")
+    for key in ("max_iterations", "update_interval", "som_epochs"):
+        if getattr(clustering, key) < 1:
+            fail(f"train.clustering.{key}", getattr(clustering, key), "a positive integer")
+    if not 0.0 <= clustering.tolerance < 1.0:
+        fail("train.clustering.tolerance", clustering.tolerance, "a fraction in [0, 1)")
+    if len(clustering.som_map) != 2 or min(clustering.som_map) < 1:
+        fail("train.clustering.som_map", clustering.som_map, "[rows, columns] of positive sizes")
+    if config.task == "clustering" and config.data.label is not None:
+        fail("data.label", config.data.label, "null for clustering (it uses no labels)")
     threshold = train.threshold
     if threshold.objective not in THRESHOLD_OBJECTIVES:
         fail(

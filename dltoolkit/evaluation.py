@@ -27,14 +27,23 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
     """Re-build a run's test split from its config and score its ``model.keras`` on it.
 
     A table is encoded with the run's saved FeatureSpace, and a binary classifier is
-    scored at the threshold the run chose.
+    scored at the threshold the run chose; a segmentation's held-out rows are assigned
+    and scored by silhouette, Davies-Bouldin and Calinski-Harabasz.
     """
     from dltoolkit.training import predict_outputs, prepare_data
 
     run_dir = Path(run_dir)
     config = load_config(run_dir / "config.yaml")
-    data = prepare_data(config, saved_features=run_dir)
     model = load_model(run_dir / "model.keras")
+    if config.task == "clustering":
+        from dltoolkit.features import load_table_dataset
+        from dltoolkit.segmentation import cluster_quality
+
+        data = load_table_dataset(config.data, config.seed, False, run_dir, labelled=False)
+        segments = predict_outputs(model, data.x_test, config.train.batch_size).argmax(axis=1)
+        scores = cluster_quality(data.x_test, segments, config.seed)
+        return {"run_dir": str(run_dir), "backend": keras.backend.backend(), "test": scores}
+    data = prepare_data(config, saved_features=run_dir)
     outputs = predict_outputs(model, data.x_test, config.train.batch_size)
     decision = read_run_metrics(run_dir).get("decision", {})
     scores = get_task(config.task).scores(data.y_test, outputs, decision)
@@ -100,6 +109,15 @@ def predict_source(
         return [
             {"id": i, key: float(p), "class_id": int(c), "class_name": names[c]}
             for i, p, c in zip(identifiers, scores, class_ids, strict=True)
+        ]
+    if task == "clustering":
+        return [
+            {
+                "id": identifier,
+                "segment": int(row.argmax()),
+                **{f"probability_segment_{j}": float(p) for j, p in enumerate(row)},
+            }
+            for identifier, row in zip(identifiers, outputs, strict=True)
         ]
     names = names or [str(index) for index in range(outputs.shape[-1])]
     rows = []

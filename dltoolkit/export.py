@@ -61,7 +61,8 @@ def export_saved_model(
     beside the model, missing numbers filled with the training medians) and returns, by
     task: ``probabilities``, ``class_id``, ``class_name`` (classification);
     ``probability``, ``class_id``, ``class_name`` at the chosen threshold (binary);
-    ``prediction`` (regression); ``anomaly_score``, and ``class_id``, ``class_name`` at
+    ``prediction`` (regression); ``segment`` and ``segment_probabilities`` (clustering);
+    ``anomaly_score``, and ``class_id``, ``class_name`` at
     the chosen score threshold (anomaly).
 
     Args:
@@ -69,7 +70,7 @@ def export_saved_model(
         repository: model repository root (``saved_models``).
         model_name: folder name of the model in the repository.
         class_names: names of the classes, in class-index order (default: "0", "1", ...).
-        task: ``classification``, ``binary``, ``regression`` or ``anomaly``.
+        task: ``classification``, ``binary``, ``regression``, ``anomaly`` or ``clustering``.
         decision: what was chosen on validation; binary, anomaly: ``{"threshold": ...}``.
 
     Returns:
@@ -185,6 +186,8 @@ def _head_outputs(model: Any, head: dict[str, Any]) -> Callable:
     units = int(model.outputs[0].shape[-1]) if len(model.outputs[0].shape) > 1 else 1
     if task == "regression":
         return lambda output: {"prediction": tf.reshape(output, (-1,))}
+    if task == "clustering":
+        return lambda output: {"segment_probabilities": output, "segment": tf.argmax(output, -1)}
     names = head["class_names"] or [str(index) for index in range(max(units, 2))]
     expected = 2 if task in ("binary", "anomaly") else units
     if len(names) != expected:

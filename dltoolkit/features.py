@@ -22,18 +22,48 @@ from dltoolkit.config import DataConfig
 from dltoolkit.data.sources import ArraySplits
 from dltoolkit.errors import DataError
 
+
+@keras.saving.register_keras_serializable(package="dltoolkit")
+class LogNormalization(keras.layers.Normalization):
+    """``log(1 + x)`` then standardisation, adapted on the log values: for skewed,
+    non-negative amounts and counts (spend, number of purchases)."""
+
+    def adapt(self, data):
+        import tensorflow as tf
+
+        if isinstance(data, tf.data.Dataset):
+            data = data.map(tf.math.log1p)
+        else:
+            data = np.log1p(np.asarray(data, np.float32))
+        super().adapt(data)
+
+    def call(self, inputs):
+        inputs = self.backend.core.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        return super().call(self.backend.numpy.log1p(inputs))
+
+
 FEATURES_FILE = "features.keras"
 FEATURES_INFO = "features.json"
 
 
 def feature_space(
-    train: pd.DataFrame, numeric: list[str], categorical: list[str]
+    train: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    log_transform: list[str] | None = None,
 ) -> keras.utils.FeatureSpace:
-    """A FeatureSpace for the columns, adapted on the training rows."""
+    """A FeatureSpace for the columns, adapted on the training rows; ``log_transform``
+    columns are standardised on the ``log(1 + x)`` scale."""
     import tensorflow as tf
 
     space = keras.utils.FeatureSpace
-    features: dict[str, Any] = {column: space.float_normalized() for column in numeric}
+    logged = set(log_transform or [])
+    features: dict[str, Any] = {
+        column: space.feature("float32", LogNormalization(axis=-1), "float")
+        if column in logged
+        else space.float_normalized()
+        for column in numeric
+    }
     for column in categorical:
         features[column] = space.string_categorical(num_oov_indices=1, output_mode="one_hot")
     result = space(features, output_mode="concat")
@@ -100,6 +130,7 @@ def load_table_dataset(
     classes: bool,
     saved: Path | None = None,
     fold: tuple[int, int] | None = None,
+    labelled: bool = True,
 ) -> ArraySplits:
     """Read, check and split a table, then encode every split for the model.
 
@@ -110,6 +141,7 @@ def load_table_dataset(
         saved: a run directory whose ``features.keras`` encodes the data (re-evaluating
             a run); by default a new FeatureSpace is adapted on the training split.
         fold: ``(index, count)``: split for that cross-validation fold instead.
+        labelled: False for tables without a label (clustering); the ``y_*`` are zeros.
 
     Returns:
         ArraySplits of encoded inputs, with ``table`` (the raw TableSplits) and
@@ -119,11 +151,11 @@ def load_table_dataset(
     from dltoolkit.data.tabular import load_table, split_table
 
     kind, location = parse_source(config.source)
-    table = load_table(kind, location, config)
+    table = load_table(kind, location, config, require_label=labelled)
     splits = split_table(table, config, seed, classes, fold)
     numeric, categorical = splits.numeric, splits.categorical
     if saved is None:
-        space = feature_space(splits.train, numeric, categorical)
+        space = feature_space(splits.train, numeric, categorical, config.log_transform)
     else:
         loaded = load(saved)
         if loaded is None:

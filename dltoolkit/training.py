@@ -61,10 +61,11 @@ def resolve(config: RunConfig) -> RunConfig:
     make_optimizer(resolved)  # unknown optimizer options fail before anything is written
     for index, name in enumerate(resolved.train.metrics):
         check_metric_name(name, f"train.metrics[{index}]")
-    if resolved.task == "anomaly" and resolved.model["builder"] != "autoencoder":
+    required = {"anomaly": "autoencoder", "clustering": "dec"}.get(resolved.task)
+    if required is not None and resolved.model["builder"] != required:
         raise ConfigError(
-            f"task anomaly scores rows by an autoencoder's reconstruction error; "
-            f"model.builder is {resolved.model['builder']!r}. Set model.builder=autoencoder."
+            f"task {resolved.task} needs model.builder {required!r}, received "
+            f"{resolved.model['builder']!r}. Set model.builder={required}."
         )
     return resolved
 
@@ -375,6 +376,15 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     the run directory is created, so a failed start leaves nothing behind.
     """
     config = resolve(config)
+    if config.task == "clustering":
+        from dltoolkit.segmentation import run_clustering
+
+        if not is_table(config.data.source):
+            raise ConfigError(
+                f"task 'clustering' needs a table (csv:PATH, parquet:PATH or a builtin table), "
+                f"received data source {config.data.source!r}."
+            )
+        return run_clustering(config, echo)
     task = get_task(config.task)
     keras.utils.set_random_seed(config.seed)
     data = oversampled(config, prepare_data(config))
@@ -447,20 +457,37 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     write_json(run_dir / "metrics.json", metrics)
     echo(_summary(metrics, task.summary))
 
-    export_path = None
-    if config.export.enabled:
-        export_path = export_saved_model(
-            model_path,
-            config.export.directory,
-            config.export.model_name or config.name,
-            data.class_names,
-            task=config.task,
-            decision=decision,
-        )
-        metrics["export"] = {"path": str(export_path), "version": int(export_path.name)}
-        write_json(run_dir / "metrics.json", metrics)
-        echo(f"SavedModel: {export_path}")
+    export_path = export_run(
+        config, run_dir, metrics, echo, data.class_names, task=config.task, decision=decision
+    )
     return RunResult(run_dir=run_dir, metrics=metrics, export_path=export_path)
+
+
+def export_run(
+    config: RunConfig,
+    run_dir: Path,
+    metrics: dict[str, Any],
+    echo: Callable[[str], None],
+    class_names: list[str] | None = None,
+    **head: Any,
+) -> Path | None:
+    """Export ``run_dir/model.keras`` when ``export.enabled``; record where in metrics.json.
+
+    ``head`` is the task's serving head: ``task=`` and, where chosen, ``decision=``.
+    """
+    if not config.export.enabled:
+        return None
+    export_path = export_saved_model(
+        run_dir / "model.keras",
+        config.export.directory,
+        config.export.model_name or config.name,
+        class_names,
+        **head,
+    )
+    metrics["export"] = {"path": str(export_path), "version": int(export_path.name)}
+    write_json(run_dir / "metrics.json", metrics)
+    echo(f"SavedModel: {export_path}")
+    return export_path
 
 
 def _best_epoch(history: dict[str, list[float]], config: RunConfig) -> int:

@@ -32,6 +32,20 @@ def invoke(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), prog_name="dltk", catch_exceptions=False)
 
 
+def run_recipe_in(folder: Path, recipe: str, *args: str) -> Path:
+    """Run ``dltk recipe RECIPE ARGS`` with ``folder`` as the working directory (runs/ and
+    saved_models/ go there); assert it succeeded and return its run directory."""
+    previous = Path.cwd()
+    os.chdir(folder)
+    try:
+        result = invoke("recipe", recipe, *args)
+    finally:
+        os.chdir(previous)
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (folder / "runs" / recipe).iterdir()
+    return run_dir
+
+
 def one_line_error(result: Result) -> str:
     """Assert that a command failed with exit code 2 and a one-line message; return it."""
     assert result.exit_code == 2, result.output

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import invoke, one_line_error
+from conftest import invoke, one_line_error, run_recipe_in
 
 from dltoolkit.config import DataConfig, ThresholdConfig
 from dltoolkit.data.tabular import load_table, read_frame, split_table
@@ -259,19 +259,11 @@ def binary_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frame.loc[::25, "amount"] = np.nan
     frame["fraud"] = frame["fraud"].map({0: "legit", 1: "fraud"})
     path = write_csv(root, frame)
-    previous = Path.cwd()
-    os.chdir(root)
-    try:
-        result = invoke(
-            "recipe", "phishing-detection", "--data", f"csv:{path}", *QUICK,
-            "--set", "data.label=fraud", "--set", "data.missing=median",
-            "--set", "train.class_weight=balanced",
-        )  # fmt: skip
-    finally:
-        os.chdir(previous)
-    assert result.exit_code == 0, result.output
-    (run_dir,) = (root / "runs" / "phishing-detection").iterdir()
-    return run_dir
+    return run_recipe_in(
+        root, "phishing-detection", "--data", f"csv:{path}", *QUICK,
+        "--set", "data.label=fraud", "--set", "data.missing=median",
+        "--set", "train.class_weight=balanced",
+    )  # fmt: skip
 
 
 def test_binary_run_writes_features_threshold_and_baselines(binary_run: Path):
@@ -428,18 +420,10 @@ def anomaly_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-epoch autoencoder anomaly run on a CSV with a categorical column."""
     root = tmp_path_factory.mktemp("anomaly")
     path = write_csv(root, transactions(400))
-    previous = Path.cwd()
-    os.chdir(root)
-    try:
-        result = invoke(
-            "recipe", "fraud-anomaly", "--data", f"csv:{path}", *QUICK,
-            "--set", "data.label=fraud", "--set", "data.split=stratified",
-        )  # fmt: skip
-    finally:
-        os.chdir(previous)
-    assert result.exit_code == 0, result.output
-    (run_dir,) = (root / "runs" / "fraud-anomaly").iterdir()
-    return run_dir
+    return run_recipe_in(
+        root, "fraud-anomaly", "--data", f"csv:{path}", *QUICK,
+        "--set", "data.label=fraud", "--set", "data.split=stratified",
+    )  # fmt: skip
 
 
 def test_anomaly_run_scores_reconstruction_error_against_unsupervised_baselines(

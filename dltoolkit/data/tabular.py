@@ -111,6 +111,35 @@ def _german_credit() -> tuple[pd.DataFrame, dict]:
     return frame, {"label": "creditability"}
 
 
+def _cdnow_customers() -> tuple[pd.DataFrame, dict]:
+    # CDNOW: every purchase (1997-01 to 1998-06) of the 23,570 customers whose first was in
+    # Q1 1997, as lifetimes ships it; one row per customer with recency, frequency and
+    # monetary value at the end of the period.
+    path = _package_file("lifetimes", "datasets/CDNOW_master.txt")
+    purchases = pd.read_csv(
+        path,
+        sep=r"\s+",
+        header=0,
+        names=["customer_id", "date", "cds", "dollars"],
+        dtype={"customer_id": str, "date": str},
+    )
+    purchases["date"] = pd.to_datetime(purchases["date"], format="%Y%m%d")
+    end = purchases["date"].max()
+    per_day = purchases.groupby(["customer_id", "date"], as_index=False)["dollars"].sum()
+    customers = per_day.groupby("customer_id").agg(
+        last=("date", "max"), frequency=("date", "size"), spend=("dollars", "sum")
+    )
+    frame = pd.DataFrame(
+        {
+            "customer_id": customers.index,
+            "recency_days": (end - customers["last"]).dt.days.to_numpy(),
+            "frequency": customers["frequency"].to_numpy(),
+            "monetary": (customers["spend"] / customers["frequency"]).round(2).to_numpy(),
+        }
+    )
+    return frame, {"features": ["recency_days", "frequency", "monetary"]}
+
+
 def _creditcard_fraud() -> tuple[pd.DataFrame, dict]:
     # 284,807 card transactions, 492 frauds; fetched once into the user cache (data.fetch).
     from dltoolkit.data.fetch import CREDITCARD, cached
@@ -132,6 +161,7 @@ BUILTIN_TABLES: dict[str, Callable[[], tuple[pd.DataFrame, dict]]] = {
     "diabetes": _diabetes,
     "phishing": _phishing,
     "german-credit": _german_credit,
+    "cdnow-customers": _cdnow_customers,
     "creditcard-fraud": _creditcard_fraud,
     "creditcard-fraud-sample": _creditcard_fraud_sample,
 }
@@ -192,7 +222,11 @@ def load_table(kind: str, location: str, config: DataConfig, require_label: bool
     if time_column is not None:
         _require_columns(source, [time_column], columns, "data.time_column")
     excluded = {label, time_column}
-    features = config.features or [column for column in columns if column not in excluded]
+    features = (
+        config.features
+        or defaults.get("features")
+        or [column for column in columns if column not in excluded]
+    )
     _require_columns(source, features, columns, "data.features")
     if label in features:
         raise DataError(
@@ -209,6 +243,16 @@ def load_table(kind: str, location: str, config: DataConfig, require_label: bool
     numeric = [column for column in features if column not in categorical]
     for column in numeric:
         frame[column] = _numeric_column(frame[column], column, source, config.missing)
+    _require_columns(source, config.log_transform, numeric, "data.log_transform (numeric)")
+    for column in config.log_transform:
+        negative = frame[column].to_numpy() < 0
+        if negative.any():
+            index, row = first_row(negative)
+            raise DataError(
+                f"data source {source!r}: column {column!r} is in data.log_transform but row "
+                f"{row} holds {frame[column].iloc[index]} (counting the header as row 1); "
+                "log(1 + x) needs values >= 0, so remove it from data.log_transform."
+            )
     for column in categorical:
         # Categories are strings (integer codes too); a missing value is its own category.
         frame[column] = frame[column].map(lambda value: "" if pd.isna(value) else str(value))
@@ -297,13 +341,16 @@ def split_table(
     from sklearn.model_selection import train_test_split
 
     frame, source = table.frame, table.source
-    labels = frame[table.label]
     class_names: list[str] = []
-    if classes:
+    if table.label is None:  # clustering: no labels
+        y = np.zeros(len(frame), np.int64)
+    elif classes:
+        labels = frame[table.label]
         y, class_names = _class_indices(labels, source, table.label)
         if config.positive_class is not None:
             y, class_names = _positive_last(y, class_names, config.positive_class, source)
     else:
+        labels = frame[table.label]
         y = pd.to_numeric(labels, errors="coerce").to_numpy(np.float64)
         if not np.all(np.isfinite(y)):
             index, row = first_row(~np.isfinite(y))
@@ -349,7 +396,7 @@ def split_table(
             stratify=None if stratify is None else y[rest],
             random_state=seed,
         )
-    if classes and len(np.unique(y[train])) < 2:
+    if classes and table.label is not None and len(np.unique(y[train])) < 2:
         raise DataError(
             f"data source {source!r}: the training split holds one class only; "
             "use a stratified split or more data."

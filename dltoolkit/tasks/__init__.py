@@ -4,6 +4,7 @@ from dltoolkit.tasks.anomaly import AnomalyTask
 from dltoolkit.tasks.base import Task
 from dltoolkit.tasks.binary import BinaryTask
 from dltoolkit.tasks.classification import ClassificationTask
+from dltoolkit.tasks.clustering import ClusteringTask
 from dltoolkit.tasks.regression import RegressionTask
 
 TASKS = {
@@ -11,6 +12,7 @@ TASKS = {
     "binary": BinaryTask,
     "regression": RegressionTask,
     "anomaly": AnomalyTask,
+    "clustering": ClusteringTask,
 }
 
 
@@ -24,6 +26,7 @@ __all__ = [
     "AnomalyTask",
     "BinaryTask",
     "ClassificationTask",
+    "ClusteringTask",
     "RegressionTask",
     "Task",
     "get_task",

@@ -1,10 +1,30 @@
-"""Scores of a clustering against known labels: Hungarian accuracy, NMI and ARI."""
+"""Task ``clustering`` (run by :mod:`dltoolkit.segmentation`), and scores of a clustering
+against known labels: Hungarian accuracy, NMI and ARI."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+
+
+class ClusteringTask:
+    """Segments of an unlabelled table; the run itself is dltoolkit.segmentation's."""
+
+    name = "clustering"
+    default_loss = "mse"
+    headline = "silhouette"
+    summary = ("silhouette",)
+    classes = False
+
+    def head(self, num_classes: int) -> dict[str, Any]:
+        """No output head: the ``dec`` model's size is ``model.num_clusters``."""
+        return {}
+
+    def metrics(self) -> list[Any]:
+        """None: DEC trains on its own losses."""
+        return []
 
 
 def cluster_accuracy(labels: Sequence, clusters: Sequence[int]) -> float:
