@@ -269,6 +269,7 @@ def export_command(model_path: str, model_name: str | None, repository: str | No
         written.get("data", {}).get("class_names"),
         task=written.get("task", "classification"),
         decision=written.get("decision"),
+        series=written.get("data", {}).get("series"),
     )
     click.echo(str(target))
 

@@ -24,6 +24,41 @@ from dltoolkit.errors import ConfigError, did_you_mean
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
+SERIES_TARGETS = ("return", "volatility", "direction")
+
+
+@dataclass
+class SeriesConfig:
+    """Windows of a dated price series (tasks ``forecasting`` and ``signal``).
+
+    Rows are days ordered by ``data.time_column``. ``price_column`` is the price forecast
+    (e.g. ``Adj Close``); ``high_column``, ``low_column`` and ``volume_column`` are needed
+    only by the features that use them. Each example is the window of raw rows ending at
+    day t: ``lookback`` days of ``features`` (computed inside the model from the window
+    itself, so nothing after day t is used), plus the rows those features look back over.
+    ``target``: ``return`` (the log return from t to t + ``horizon``), ``volatility`` (the
+    mean squared daily log return over t+1 .. t+``horizon``: realised variance) or
+    ``direction`` (whether the price at t+1 is above the price at t). Features:
+    ``log_return``, ``volatility_N`` (standard deviation of the last N daily log returns),
+    ``momentum_N`` (log return over the last N days), ``log_range`` (log of high over low)
+    and ``volume_change`` (log change of volume). ``max_gap_days``: calendar days allowed
+    between consecutive rows (weekends and holidays fit in the default). ``cost_bps``: the
+    signal backtest's cost per unit of position change, in basis points.
+    """
+
+    price_column: str | None = None
+    high_column: str | None = None
+    low_column: str | None = None
+    volume_column: str | None = None
+    target: str = "return"
+    lookback: int = 30
+    horizon: int = 1
+    stride: int = 1
+    features: list[str] = field(default_factory=lambda: ["log_return", "volatility_20"])
+    max_gap_days: int = 10
+    cost_bps: float = 5.0
+
+
 @dataclass
 class DataConfig:
     """Where the data comes from and how it is split.
@@ -57,6 +92,8 @@ class DataConfig:
     positive_class: str | None = None
     # Tables: numeric columns standardised on the log(1 + x) scale (skewed amounts, counts).
     log_transform: list[str] = field(default_factory=list)
+    # Tasks forecasting and signal: how a price series becomes windows and targets.
+    series: SeriesConfig = field(default_factory=SeriesConfig)
 
 
 @dataclass
@@ -206,7 +243,8 @@ class RunConfig:
         return yaml.dump(self.to_dict(), Dumper=_ConfigDumper, sort_keys=False, width=100)
 
 
-TASKS = ("classification", "binary", "regression", "anomaly", "clustering")
+TASKS = ("classification", "binary", "regression", "anomaly", "clustering", "forecasting", "signal")
+SERIES_TASKS = ("forecasting", "signal")
 SPLITS = ("stratified", "random", "time")
 
 
@@ -460,7 +498,9 @@ def _check_values(config: RunConfig) -> None:
         fail("data.color_mode", data.color_mode, "one of 'rgb', 'grayscale', 'rgba'")
     if data.split not in SPLITS:
         fail("data.split", data.split, "one of " + ", ".join(SPLITS))
-    if data.folds is not None and (data.folds < 2 or data.split == "time"):
+    if config.task in SERIES_TASKS:
+        _check_series(config, fail)
+    elif data.folds is not None and (data.folds < 2 or data.split == "time"):
         fail("data.folds", data.folds, "null, or 2 or more with a stratified or random split")
     if data.missing not in ("error", "median"):
         fail("data.missing", data.missing, "'error' or 'median'")
@@ -550,3 +590,39 @@ def _check_values(config: RunConfig) -> None:
         )
     if not isinstance(config.model.get("builder"), str):
         fail("model.builder", config.model.get("builder"), "the name of a model builder")
+
+
+def _check_series(config: RunConfig, fail: typing.Callable[[str, Any, str], None]) -> None:
+    series = config.data.series
+    if config.data.split != "time":
+        fail(
+            "data.split",
+            config.data.split,
+            f"'time' for {config.task} (a series is never shuffled)",
+        )
+    if config.data.folds is not None and config.data.folds < 2:
+        fail("data.folds", config.data.folds, "null, or 2 or more walk-forward folds")
+    if series.target not in SERIES_TARGETS:
+        fail("data.series.target", series.target, "one of " + ", ".join(SERIES_TARGETS))
+    wanted = "direction" if config.task == "signal" else "return or volatility"
+    if (series.target == "direction") != (config.task == "signal"):
+        fail("data.series.target", series.target, f"{wanted} for task {config.task}")
+    for key in ("lookback", "horizon", "stride", "max_gap_days"):
+        if getattr(series, key) < 1:
+            fail(f"data.series.{key}", getattr(series, key), "a positive integer")
+    if config.task == "signal" and (series.horizon != 1 or series.stride != 1):
+        fail(
+            "data.series.horizon and stride",
+            [series.horizon, series.stride],
+            "[1, 1] for task signal (the backtest trades every next day)",
+        )
+    if series.cost_bps < 0:
+        fail("data.series.cost_bps", series.cost_bps, "a cost >= 0 in basis points")
+    if not series.features:
+        fail("data.series.features", series.features, "a non-empty list of feature names")
+    if config.train.class_weight is not None or config.train.oversample is not None:
+        fail(
+            "train.class_weight and train.oversample",
+            [config.train.class_weight, config.train.oversample],
+            f"null for {config.task} (the days of a series are not resampled)",
+        )

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from dltoolkit import features
-from dltoolkit.config import DataConfig, load_config
+from dltoolkit.config import SERIES_TASKS, DataConfig, load_config
 from dltoolkit.data import load_unlabelled
 from dltoolkit.errors import DataError
 from dltoolkit.runs import read_run_metrics
@@ -18,7 +18,9 @@ from dltoolkit.tasks import get_task
 
 def load_model(path: str | Path) -> keras.Model:
     """Load a ``.keras`` file in safe mode (no arbitrary code from the file)."""
-    import dltoolkit.models  # noqa: F401  registers the toolkit's custom objects
+    # Importing these registers the toolkit's custom objects (layers, the variance loss).
+    import dltoolkit.models
+    import dltoolkit.tasks.forecasting  # noqa: F401
 
     return keras.saving.load_model(path, safe_mode=True)
 
@@ -42,6 +44,13 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
         data = load_table_dataset(config.data, config.seed, False, run_dir, labelled=False)
         segments = predict_outputs(model, data.x_test, config.train.batch_size).argmax(axis=1)
         scores = cluster_quality(data.x_test, segments, config.seed)
+        return {"run_dir": str(run_dir), "backend": keras.backend.backend(), "test": scores}
+    if config.task in SERIES_TASKS:
+        from dltoolkit.timeseries import prepare_series, series_task
+
+        data = prepare_series(config)
+        outputs = predict_outputs(model, data.x_test, config.train.batch_size).reshape(-1)
+        scores = series_task(config).scores(data, outputs)
         return {"run_dir": str(run_dir), "backend": keras.backend.backend(), "test": scores}
     data = prepare_data(config, saved_features=run_dir)
     outputs = predict_outputs(model, data.x_test, config.train.batch_size)

@@ -53,6 +53,7 @@ def export_saved_model(
     *,
     task: str = "classification",
     decision: dict[str, Any] | None = None,
+    series: dict[str, Any] | None = None,
 ) -> Path:
     """Export a trained ``.keras`` model as the next version of ``repository/model_name``.
 
@@ -63,7 +64,9 @@ def export_saved_model(
     ``probability``, ``class_id``, ``class_name`` at the chosen threshold (binary);
     ``prediction`` (regression); ``segment`` and ``segment_probabilities`` (clustering);
     ``anomaly_score``, and ``class_id``, ``class_name`` at
-    the chosen score threshold (anomaly).
+    the chosen score threshold (anomaly); ``log_return`` and ``price`` over the horizon, or
+    ``variance`` and ``volatility`` (forecasting); ``probability`` of an up day and
+    ``signal`` (signal). Series models take one raw ``window`` of rows.
 
     Args:
         keras_path: the trained model's ``.keras`` file.
@@ -72,6 +75,7 @@ def export_saved_model(
         class_names: names of the classes, in class-index order (default: "0", "1", ...).
         task: ``classification``, ``binary``, ``regression``, ``anomaly`` or ``clustering``.
         decision: what was chosen on validation; binary, anomaly: ``{"threshold": ...}``.
+        series: forecasting and signal: the run's ``data.series`` entry (its ``target``).
 
     Returns:
         The version folder written.
@@ -82,7 +86,12 @@ def export_saved_model(
         raise DltkError(f"model file {str(keras_path)!r} does not exist.")
     import keras
 
-    head = {"task": task, "class_names": class_names, "decision": decision or {}}
+    head = {
+        "task": task,
+        "class_names": class_names,
+        "decision": decision or {},
+        "series": series or {},
+    }
     if keras.backend.backend() == "tensorflow":
         return _export_here(keras_path, Path(repository), model_name, head)
     return _export_in_tensorflow_process(keras_path, Path(repository), model_name, head)
@@ -131,7 +140,8 @@ def _export_here(keras_path: Path, repository: Path, model_name: str, head: dict
     outputs = _head_outputs(model, head)
 
     def serve(inputs):
-        return outputs(model(prepare(inputs), training=False))
+        prepared = prepare(inputs)
+        return outputs(model(prepared, training=False), prepared)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -179,15 +189,20 @@ def serving_name(column: str) -> str:
 
 
 def _head_outputs(model: Any, head: dict[str, Any]) -> Callable:
-    """The task's named serving outputs from the model's raw output."""
+    """The task's named serving outputs from the model's raw output (and its input)."""
     import tensorflow as tf
 
     task = head["task"]
+    if task in ("forecasting", "signal"):
+        return _series_outputs(head)
     units = int(model.outputs[0].shape[-1]) if len(model.outputs[0].shape) > 1 else 1
     if task == "regression":
-        return lambda output: {"prediction": tf.reshape(output, (-1,))}
+        return lambda output, _: {"prediction": tf.reshape(output, (-1,))}
     if task == "clustering":
-        return lambda output: {"segment_probabilities": output, "segment": tf.argmax(output, -1)}
+        return lambda output, _: {
+            "segment_probabilities": output,
+            "segment": tf.argmax(output, -1),
+        }
     names = head["class_names"] or [str(index) for index in range(max(units, 2))]
     expected = 2 if task in ("binary", "anomaly") else units
     if len(names) != expected:
@@ -198,14 +213,14 @@ def _head_outputs(model: Any, head: dict[str, Any]) -> Callable:
         key = "probability" if task == "binary" else "anomaly_score"
         threshold = float(head["decision"].get("threshold", 0.5))
 
-        def thresholded(output):
+        def thresholded(output, _):
             score = tf.reshape(output, (-1,))
             class_id = tf.cast(score >= threshold, tf.int64)
             return {key: score, "class_id": class_id, "class_name": tf.gather(name_table, class_id)}
 
         return thresholded
 
-    def classification(probabilities):
+    def classification(probabilities, _):
         class_id = tf.argmax(probabilities, axis=-1)
         return {
             "probabilities": probabilities,
@@ -214,6 +229,38 @@ def _head_outputs(model: Any, head: dict[str, Any]) -> Callable:
         }
 
     return classification
+
+
+def _series_outputs(head: dict[str, Any]) -> Callable:
+    """Forecast outputs of a series model; the window's last price gives the price forecast."""
+    import tensorflow as tf
+
+    target = head["series"].get("target", "return")
+    if head["task"] == "signal":
+        threshold = float(head["decision"].get("threshold", 0.5))
+
+        def signal(output, _):
+            probability = tf.reshape(output, (-1,))
+            return {
+                "probability": probability,
+                "signal": tf.cast(probability >= threshold, tf.int64),
+            }
+
+        return signal
+    if target == "volatility":
+
+        def volatility(output, _):
+            variance = tf.reshape(output, (-1,))
+            return {"variance": variance, "volatility": tf.sqrt(variance)}
+
+        return volatility
+
+    def price(output, window):
+        log_return = tf.reshape(output, (-1,))
+        last_price = tf.cast(window[:, -1, 0], log_return.dtype)
+        return {"log_return": log_return, "price": last_price * tf.exp(log_return)}
+
+    return price
 
 
 def _publish(temporary: Path, model_dir: Path) -> Path:
@@ -250,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
             head.get("class_names"),
             task=head.get("task", "classification"),
             decision=head.get("decision"),
+            series=head.get("series"),
         )
     except DltkError as error:
         print(error, file=sys.stderr)

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from dltoolkit.backend import library_versions
-from dltoolkit.config import RunConfig
+from dltoolkit.config import SERIES_TASKS, RunConfig
 from dltoolkit.data import ArraySplits, load_dataset
 from dltoolkit.data.sources import is_table
 from dltoolkit.errors import ConfigError, did_you_mean
@@ -385,6 +385,10 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
                 f"received data source {config.data.source!r}."
             )
         return run_clustering(config, echo)
+    if config.task in SERIES_TASKS:
+        from dltoolkit.timeseries import run_series
+
+        return run_series(config, echo)
     task = get_task(config.task)
     keras.utils.set_random_seed(config.seed)
     data = oversampled(config, prepare_data(config))

@@ -2,6 +2,7 @@
 
 from dltoolkit.layers.clustering import ClusteringLayer, target_distribution
 from dltoolkit.layers.reconstruction import ReconstructionError
+from dltoolkit.layers.series import SeriesFeatures
 from dltoolkit.layers.som import SelfOrganizingMap, SOMSchedule, grid_coordinates, som_layers
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "ReconstructionError",
     "SOMSchedule",
     "SelfOrganizingMap",
+    "SeriesFeatures",
     "grid_coordinates",
     "som_layers",
     "target_distribution",

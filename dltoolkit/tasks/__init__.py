@@ -5,7 +5,9 @@ from dltoolkit.tasks.base import Task
 from dltoolkit.tasks.binary import BinaryTask
 from dltoolkit.tasks.classification import ClassificationTask
 from dltoolkit.tasks.clustering import ClusteringTask
+from dltoolkit.tasks.forecasting import ForecastingTask
 from dltoolkit.tasks.regression import RegressionTask
+from dltoolkit.tasks.signal import SignalTask
 
 TASKS = {
     "classification": ClassificationTask,
@@ -13,6 +15,8 @@ TASKS = {
     "regression": RegressionTask,
     "anomaly": AnomalyTask,
     "clustering": ClusteringTask,
+    "forecasting": ForecastingTask,
+    "signal": SignalTask,
 }
 
 
@@ -27,7 +31,9 @@ __all__ = [
     "BinaryTask",
     "ClassificationTask",
     "ClusteringTask",
+    "ForecastingTask",
     "RegressionTask",
+    "SignalTask",
     "Task",
     "get_task",
 ]

@@ -1,0 +1,248 @@
+"""Forecasting a price series: the log return to t + horizon, or the realised variance of the
+days t+1 .. t+horizon, with the naive and classical forecasts a quantitative analyst checks
+first scored beside the network on the same test windows.
+
+Returns: RMSE and MAE of returns and of the implied prices, and directional accuracy;
+baselines: the random walk (tomorrow's price is today's: a zero return), the last return
+repeated, and a linear autoregression on the window's daily returns. Variance: MSE and
+QLIKE (``mean(log(forecast) + realised / forecast)``: the Gaussian negative
+log-likelihood, lower is better, robust to the noise of a realised-variance proxy), in
+squared percent; baselines: GARCH(1,1) fitted with ``arch`` on the training span and run
+forward with those parameters, RiskMetrics' EWMA (lambda 0.94) and the last 20 days'
+variance.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from dltoolkit.config import ThresholdConfig
+
+PERCENT_SQUARED = 1e4  # variances are reported in squared percent (a daily 1% move = 1.0)
+EWMA_DECAY = 0.94
+
+
+@keras.saving.register_keras_serializable(package="dltoolkit")
+def log_variance_qlike(y_true, y_pred):
+    """QLIKE of a log-variance output: ``log_variance + variance_true / exp(log_variance)``.
+
+    Minimised where ``exp(log_variance)`` is the expected realised variance; written on
+    the log scale so the forecast stays positive without a constraint.
+    """
+    y_true = ops.cast(ops.reshape(y_true, (-1,)), "float32")
+    log_variance = ops.cast(ops.reshape(y_pred, (-1,)), "float32")
+    return ops.mean(log_variance + y_true * ops.exp(-log_variance))
+
+
+def return_scores(
+    y: np.ndarray, predicted: np.ndarray, last_log_price: np.ndarray
+) -> dict[str, float | None]:
+    """RMSE/MAE of log returns and of the prices they imply, and directional accuracy
+    (None for a forecast that never takes a direction, such as the random walk)."""
+    predicted = np.asarray(predicted, np.float64).reshape(len(y))
+    price, forecast_price = np.exp(last_log_price + y), np.exp(last_log_price + predicted)
+    directed = predicted != 0
+    return {
+        "rmse_return": float(np.sqrt(np.mean((predicted - y) ** 2))),
+        "mae_return": float(np.mean(np.abs(predicted - y))),
+        "rmse_price": float(np.sqrt(np.mean((forecast_price - price) ** 2))),
+        "mae_price": float(np.mean(np.abs(forecast_price - price))),
+        "directional_accuracy": (
+            float(np.mean(np.sign(predicted[directed]) == np.sign(y[directed])))
+            if directed.any()
+            else None
+        ),
+    }
+
+
+def variance_scores(realised: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
+    """MSE, MAE and QLIKE of variance forecasts, in squared percent."""
+    realised = np.asarray(realised, np.float64) * PERCENT_SQUARED
+    forecast = np.asarray(forecast, np.float64).reshape(len(realised)) * PERCENT_SQUARED
+    forecast = np.maximum(forecast, 1e-12)
+    return {
+        "mse": float(np.mean((forecast - realised) ** 2)),
+        "mae": float(np.mean(np.abs(forecast - realised))),
+        "qlike": float(np.mean(np.log(forecast) + realised / forecast)),
+    }
+
+
+def daily_returns(log_price: np.ndarray) -> np.ndarray:
+    """Daily log returns; element i is the return of day i + 1."""
+    return np.diff(log_price)
+
+
+def _timed(function, *args) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = function(*args)
+    return result, round(time.perf_counter() - start, 4)
+
+
+def return_baselines(data: Any) -> list[dict[str, Any]]:
+    """Random walk, last return and a linear autoregression, scored on the test windows."""
+    from sklearn.linear_model import LinearRegression
+
+    log_price, horizon = data.series.log_price, data.horizon
+    returns = daily_returns(log_price)
+    lags = data.lookback
+
+    def lagged(ends: np.ndarray) -> np.ndarray:
+        # The window's last ``lags`` daily returns, oldest first (days t-lags+1 .. t).
+        return np.stack([returns[ends - lags + step] for step in range(lags)], axis=1)
+
+    ends = data.ends_test
+    last = log_price[ends]
+    forecasts = {
+        "random_walk": (np.zeros(len(ends)), 0.0, 0),
+        "last_return": (log_price[ends] - log_price[ends - horizon], 0.0, 0),
+    }
+    regression, seconds = _timed(LinearRegression().fit, lagged(data.ends_train), data.y_train)
+    forecasts["autoregression"] = (regression.predict(lagged(ends)), seconds, lags + 1)
+    return [
+        {
+            "name": name,
+            "test": return_scores(data.y_test, predicted, last),
+            "parameters": parameters,
+            "train_seconds": seconds,
+            "predictions": predicted,
+        }
+        for name, (predicted, seconds, parameters) in forecasts.items()
+    ]
+
+
+def garch_variance(data: Any) -> tuple[np.ndarray, float, dict[str, float]]:
+    """GARCH(1,1) forecasts of the mean daily variance over each test window's horizon.
+
+    Fitted (constant mean, normal errors) on the returns of the training span, then run
+    forward over the whole series with those parameters: the forecast at day t uses
+    returns up to t only.
+    """
+    try:
+        from arch import arch_model
+    except ImportError:
+        from dltoolkit.errors import DltkError
+
+        raise DltkError(
+            "the GARCH baseline needs the arch package; install it with: "
+            'pip install "dltoolkit[datasets]"'
+        ) from None
+    returns = daily_returns(data.series.log_price) * 100.0
+    last_training_day = int(data.ends_train[-1]) + data.horizon
+    model = arch_model(returns, mean="Constant", vol="GARCH", p=1, q=1, rescale=False)
+    start = time.perf_counter()
+    fitted = model.fit(last_obs=last_training_day, disp="off")
+    seconds = round(time.perf_counter() - start, 4)
+    # The forecast made after return index j (day j + 1) is the one for the window ending
+    # at day t = j + 1.
+    first = int(data.ends_test[0]) - 1
+    forecast = fitted.forecast(horizon=data.horizon, start=first, reindex=False)
+    variance = forecast.variance.to_numpy()[data.ends_test - 1 - first].mean(axis=1)
+    parameters = {name: float(value) for name, value in fitted.params.items()}
+    return variance / PERCENT_SQUARED, seconds, parameters
+
+
+def ewma_variance(log_price: np.ndarray, ends: np.ndarray, decay: float = EWMA_DECAY):
+    """RiskMetrics' exponentially weighted variance through each day t in ``ends``."""
+    from scipy.signal import lfilter
+
+    squared = daily_returns(log_price) ** 2
+    start = squared[:20].mean()
+    smoothed, _ = lfilter([1 - decay], [1, -decay], squared, zi=[decay * start])
+    return smoothed[ends - 1]
+
+
+def variance_baselines(data: Any) -> list[dict[str, Any]]:
+    """GARCH(1,1), EWMA and the last 20 days' variance, scored on the test windows."""
+    squared = daily_returns(data.series.log_price) ** 2
+    ends = data.ends_test
+    garch, seconds, parameters = garch_variance(data)
+    forecasts = {
+        "garch_1_1": (garch, seconds, len(parameters)),
+        "ewma_0.94": (ewma_variance(data.series.log_price, ends), 0.0, 0),
+        "historical_20d": (
+            np.stack([squared[ends - 1 - lag] for lag in range(20)], axis=1).mean(axis=1),
+            0.0,
+            0,
+        ),
+    }
+    results = []
+    for name, (forecast, train_seconds, count) in forecasts.items():
+        entry = {
+            "name": name,
+            "test": variance_scores(data.y_test, forecast),
+            "parameters": count,
+            "train_seconds": train_seconds,
+            "predictions": forecast,
+        }
+        if name == "garch_1_1":
+            entry["fitted"] = parameters
+        results.append(entry)
+    return results
+
+
+class ForecastingTask:
+    """Regression of a series' future: a log return or a realised variance (by
+    ``data.series.target``; the arrays carry it as ``data.target``)."""
+
+    name = "forecasting"
+    default_loss = "mse"
+    headline = "rmse_return"
+    summary = ("rmse_return", "directional_accuracy")
+    classes = False
+
+    def head(self, num_classes: int) -> dict[str, Any]:
+        """One linear unit: a standardised return, or a log variance."""
+        return {"output_units": 1, "output_activation": None}
+
+    def metrics(self) -> list[Any]:
+        """No per-epoch metric beyond the loss (it is on a standardised scale)."""
+        return []
+
+    def fit_arrays(self, data: Any) -> tuple[np.ndarray, ...]:
+        """Returns standardised by the training mean and spread; variances divided by the
+        training mean variance, so a zero output means "an average day"."""
+        scale = _target_scale(data)
+        return (
+            data.x_train,
+            (data.y_train - scale[0]) / scale[1],
+            data.x_val,
+            (data.y_val - scale[0]) / scale[1],
+        )
+
+    def trained(self, model: Any, data: Any) -> Any:
+        """The model answering in the target's units: a log return, or a variance."""
+        offset, scale = _target_scale(data)
+        output = model.outputs[0]
+        if data.target == "volatility":
+            output = keras.layers.Activation("exponential", name="variance_ratio")(output)
+        output = keras.layers.Rescaling(scale, offset=offset, name="target_scale")(output)
+        return keras.Model(model.inputs, output, name=model.name)
+
+    def decision(
+        self, y_val: np.ndarray, outputs: np.ndarray, threshold: ThresholdConfig
+    ) -> dict[str, Any]:
+        """Nothing to decide."""
+        return {}
+
+    def scores(self, data: Any, outputs: np.ndarray) -> dict[str, Any]:
+        """Test scores of the trained model's outputs."""
+        if data.target == "volatility":
+            return variance_scores(data.y_test, outputs)
+        return return_scores(data.y_test, outputs, data.series.log_price[data.ends_test])
+
+    def baselines(self, data: Any) -> list[dict[str, Any]]:
+        """The target's baselines on the same test windows."""
+        if data.target == "volatility":
+            return variance_baselines(data)
+        return return_baselines(data)
+
+
+def _target_scale(data: Any) -> tuple[float, float]:
+    if data.target == "volatility":
+        return 0.0, float(np.mean(data.y_train)) or 1.0
+    return float(np.mean(data.y_train)), float(np.std(data.y_train)) or 1.0
