@@ -27,10 +27,13 @@ from dltoolkit.errors import ConfigError
 from dltoolkit.layers.series import SeriesFeatures
 from dltoolkit.models import MODELS
 from dltoolkit.runs import create_run_dir, write_json, write_text_atomic
-from dltoolkit.tasks.forecasting import ForecastingTask, log_variance_qlike
+from dltoolkit.tasks.forecasting import (
+    ForecastingTask,
+    diebold_mariano,
+    log_variance_qlike,
+    qlike_losses,
+)
 from dltoolkit.tasks.signal import SignalTask, daily_net_returns, next_day_returns
-
-SEQUENCE_BUILDERS = ("rnn", "cnn")
 
 
 def series_task(config: RunConfig) -> ForecastingTask | SignalTask:
@@ -63,11 +66,6 @@ def build_series_model(config: RunConfig, data: SeriesSplits) -> keras.Model:
     """The configured builder on raw windows: features, then normalisation adapted on the
     training windows, then the network."""
     builder_name = config.model["builder"]
-    if builder_name not in SEQUENCE_BUILDERS:
-        raise ConfigError(
-            f"task {config.task} needs a sequence model, model.builder rnn or cnn; received "
-            f"{builder_name!r}."
-        )
     features = SeriesFeatures(data.series.roles, data.features, data.lookback, name="features")
     normalization = keras.layers.Normalization(axis=-1, name="normalization")
     normalization.adapt(window_features(data, data.x_train))
@@ -98,16 +96,28 @@ def compile_series_model(model: keras.Model, config: RunConfig, steps_per_epoch:
         raise ConfigError(f"train.loss {loss!r} is not usable: {error}") from None
 
 
-def train_and_score(
-    config: RunConfig, data: SeriesSplits, run_dir: Path | None, verbose: int
-) -> dict[str, Any]:
-    """Build, fit and score the network and the baselines on one split."""
-    from dltoolkit.training import callbacks, fit, predict_outputs
-
-    task = series_task(config)
+def new_model(config: RunConfig, data: SeriesSplits) -> keras.Model:
+    """The configured network, built from the seed and compiled."""
     keras.utils.set_random_seed(config.seed)
     model = build_series_model(config, data)
     compile_series_model(model, config, math.ceil(len(data.x_train) / config.train.batch_size))
+    return model
+
+
+def train_and_score(
+    config: RunConfig,
+    data: SeriesSplits,
+    run_dir: Path | None,
+    verbose: int,
+    model: keras.Model | None = None,
+) -> dict[str, Any]:
+    """Fit the network (``model``, or a new one) and score it and the baselines on one
+    split."""
+    from dltoolkit.training import callbacks, fit, predict_outputs
+
+    task = series_task(config)
+    model = model or new_model(config, data)
+    keras.utils.set_random_seed(config.seed)
     fitted = fit(model, config, data, callbacks(config, run_dir), verbose)
     outputs = predict_outputs(fitted.model, data.x_test, config.train.batch_size).reshape(-1)
     if config.task == "signal":
@@ -151,20 +161,47 @@ def walk_forward(config: RunConfig, series: Any, echo: Callable[[str], None]) ->
     return {"folds": count, "mean": mean, "per_fold": per_fold}
 
 
-def verdict(config: RunConfig, test: dict[str, Any], baselines: list[dict[str, Any]]) -> str:
-    """One plain sentence: does the network beat the reference forecast on the test span?"""
-    by_name = {b["name"]: b["test"] for b in baselines}
+def daily_losses(config: RunConfig, data: SeriesSplits, predictions: np.ndarray) -> np.ndarray:
+    """Each test day's loss of a forecast: squared return error, QLIKE of a variance, or
+    the negative net return of trading a signal."""
+    if config.task == "signal":
+        returns = next_day_returns(data, data.ends_test)
+        return -daily_net_returns(predictions >= 0.5, returns, config.data.series.cost_bps)
+    if data.target == "volatility":
+        return qlike_losses(data.y_test, predictions)
+    return (np.reshape(predictions, len(data.y_test)) - data.y_test) ** 2
+
+
+def compare(
+    config: RunConfig, data: SeriesSplits, outputs: np.ndarray, baselines: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The network against the reference forecast (the random walk, GARCH(1,1) or
+    buy-and-hold) on the test span: the headline scores, a Diebold-Mariano test on the
+    daily losses, and one plain sentence."""
     name, higher = headline(config)
     reference = {"sharpe": "buy_and_hold", "qlike": "garch_1_1"}.get(name, "random_walk")
-    mine, theirs = test[name], by_name[reference][name]
+    baseline = next(b for b in baselines if b["name"] == reference)
+    mine, theirs = _score(config, data, outputs)[name], baseline["test"][name]
     beats = mine > theirs if higher else mine < theirs
+    test = diebold_mariano(
+        daily_losses(config, data, outputs),
+        daily_losses(config, data, baseline["predictions"]),
+        data.horizon,
+    )
     label = {"random_walk": "the random walk (persistence: tomorrow's price = today's)"}.get(
         reference, reference.replace("_", " ")
     )
-    return (
+    significance = "significant" if test["p_value"] < 0.05 else "NOT significant"
+    sentence = (
         f"On the test span the network's {name} is {mine:.5g} against {theirs:.5g} for "
-        f"{label}: it {'beats' if beats else 'does NOT beat'} it."
+        f"{label}: it {'beats' if beats else 'does NOT beat'} it; the difference in daily "
+        f"losses is {significance} at 5% (Diebold-Mariano p = {test['p_value']:.3f})."
     )
+    return {"reference": reference, "beats": bool(beats), **test, "verdict": sentence}
+
+
+def _score(config: RunConfig, data: SeriesSplits, outputs: np.ndarray) -> dict[str, Any]:
+    return series_task(config).scores(data, outputs)
 
 
 def run_series(config: RunConfig, echo: Callable[[str], None] = print):
@@ -173,6 +210,7 @@ def run_series(config: RunConfig, echo: Callable[[str], None] = print):
 
     series = load_series(config.data)
     data = split_series(series, config.data)
+    model = new_model(config, data)  # bad model settings fail before anything is written
     run_dir = create_run_dir(config.output_dir, config.name)
     write_text_atomic(run_dir / "config.yaml", config.to_yaml())
     echo(f"run directory: {run_dir}")
@@ -185,7 +223,7 @@ def run_series(config: RunConfig, echo: Callable[[str], None] = print):
     )
     if config.data.folds:
         walk = walk_forward(config, series, echo)
-    result = train_and_score(config, data, run_dir, config.train.verbose)
+    result = train_and_score(config, data, run_dir, config.train.verbose, model)
     fitted = result["fitted"]
     fitted.model.save(run_dir / "model.keras")
     epochs_run = len(fitted.history["loss"])
@@ -197,7 +235,7 @@ def run_series(config: RunConfig, echo: Callable[[str], None] = print):
         "task": config.task,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "test": result["test"],
-        "verdict": verdict(config, result["test"], baselines),
+        "comparison": compare(config, data, result["outputs"], baselines),
         "decision": {"threshold": 0.5} if config.task == "signal" else {},
         "baselines": [{k: v for k, v in b.items() if k != "predictions"} for b in baselines],
         "parameters": {
@@ -230,7 +268,7 @@ def run_series(config: RunConfig, echo: Callable[[str], None] = print):
         + f" | {metrics['parameters']['total']:,} parameters, {epochs_run} epochs in "
         f"{fitted.train_seconds:.1f} s"
     )
-    echo(metrics["verdict"])
+    echo(metrics["comparison"]["verdict"])
     export_path = export_run(
         config,
         run_dir,

@@ -61,6 +61,11 @@ def resolve(config: RunConfig) -> RunConfig:
     make_optimizer(resolved)  # unknown optimizer options fail before anything is written
     for index, name in enumerate(resolved.train.metrics):
         check_metric_name(name, f"train.metrics[{index}]")
+    if resolved.task in SERIES_TASKS and resolved.model["builder"] not in ("rnn", "cnn"):
+        raise ConfigError(
+            f"task {resolved.task} needs a sequence model, model.builder rnn or cnn; received "
+            f"{resolved.model['builder']!r}."
+        )
     required = {"anomaly": "autoencoder", "clustering": "dec"}.get(resolved.task)
     if required is not None and resolved.model["builder"] != required:
         raise ConfigError(

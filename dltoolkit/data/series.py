@@ -109,6 +109,11 @@ def load_series(config: DataConfig) -> Series:
         )
     frame.columns = [str(column) for column in frame.columns]
     series = config.series
+    for name in series.features:
+        try:
+            parse_feature(name)
+        except ValueError as error:
+            raise DataError(f"data.series.features: {error}") from None
     time_column = config.time_column or defaults.get("time_column")
     if time_column is None:
         raise DataError(
@@ -218,11 +223,6 @@ def split_series(series: Series, config: DataConfig, fold: tuple[int, int] | Non
             windows before it.
     """
     settings = config.series
-    for name in settings.features:
-        try:
-            parse_feature(name)
-        except ValueError as error:
-            raise DataError(f"data.series.features: {error}") from None
     lookback, horizon = settings.lookback, settings.horizon
     window = lookback + warmup_days(settings.features)
     days = len(series.raw)

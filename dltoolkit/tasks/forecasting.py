@@ -60,15 +60,48 @@ def return_scores(
     }
 
 
-def variance_scores(realised: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
-    """MSE, MAE and QLIKE of variance forecasts, in squared percent."""
+def qlike_losses(realised: np.ndarray, forecast: np.ndarray) -> np.ndarray:
+    """Each day's QLIKE loss ``log(forecast) + realised / forecast``, in squared percent."""
     realised = np.asarray(realised, np.float64) * PERCENT_SQUARED
     forecast = np.asarray(forecast, np.float64).reshape(len(realised)) * PERCENT_SQUARED
     forecast = np.maximum(forecast, 1e-12)
+    return np.log(forecast) + realised / forecast
+
+
+def variance_scores(realised: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
+    """MSE, MAE and QLIKE of variance forecasts, in squared percent."""
+    error = (np.reshape(forecast, len(realised)) - realised) * PERCENT_SQUARED
     return {
-        "mse": float(np.mean((forecast - realised) ** 2)),
-        "mae": float(np.mean(np.abs(forecast - realised))),
-        "qlike": float(np.mean(np.log(forecast) + realised / forecast)),
+        "mse": float(np.mean(error**2)),
+        "mae": float(np.mean(np.abs(error))),
+        "qlike": float(np.mean(qlike_losses(realised, forecast))),
+    }
+
+
+def diebold_mariano(
+    loss: np.ndarray, reference_loss: np.ndarray, horizon: int = 1
+) -> dict[str, float]:
+    """Diebold-Mariano test of equal expected loss of two forecasts of the same days.
+
+    The loss differences' long-run variance is Newey-West with ``horizon - 1`` lags (the
+    overlap of h-step forecasts). A negative statistic means the first forecast's losses
+    are lower; ``p_value`` is two-sided under the normal approximation.
+    """
+    from scipy.stats import norm
+
+    difference = np.asarray(loss, np.float64) - np.asarray(reference_loss, np.float64)
+    count = len(difference)
+    centred = difference - difference.mean()
+    variance = float(centred @ centred) / count
+    for lag in range(1, horizon):
+        variance += 2 * (1 - lag / horizon) * float(centred[lag:] @ centred[:-lag]) / count
+    if variance <= 0:
+        return {"statistic": 0.0, "p_value": 1.0, "mean_loss_difference": 0.0}
+    statistic = float(difference.mean() / np.sqrt(variance / count))
+    return {
+        "statistic": statistic,
+        "p_value": float(2 * norm.sf(abs(statistic))),
+        "mean_loss_difference": float(difference.mean()),
     }
 
 
