@@ -18,6 +18,17 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     return "\n".join(lines)
 
 
+def spread(values: Sequence[float | None]) -> str:
+    """``mean (min-max)`` of several runs' values, the value of one, ``n/a`` for none."""
+    present = [value for value in values if value is not None]
+    if not present:
+        return "n/a"
+    if len(present) == 1:
+        return f"{present[0]:.4f}"
+    mean = sum(present) / len(present)
+    return f"{mean:.4f} ({min(present):.4f}-{max(present):.4f})"
+
+
 def machine() -> str:
     """The date and machine a measurement was taken on, for the section's first line."""
     return (

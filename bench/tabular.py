@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from results import machine, markdown_table, write_section
+from results import machine, markdown_table, spread, write_section
 
 SECTION = "Tabular recipes vs classical baselines"
 RECIPES = [
@@ -60,12 +60,6 @@ def run_once(recipe: str, seed: int, backend: str, root: Path) -> dict:
 
 def rows_of(recipe: str, runs: list[dict]) -> list[list[str]]:
     first, second = SCORES[runs[0]["task"]]
-
-    def spread(values: list[float]) -> str:
-        if len(values) == 1:
-            return f"{values[0]:.4f}"
-        return f"{statistics.mean(values):.4f} ({min(values):.4f}-{max(values):.4f})"
-
     models = {"deep model": [(run["test"], run["parameters"]["total"], run["train_seconds"])
                              for run in runs]}  # fmt: skip
     for run in runs:

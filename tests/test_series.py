@@ -382,3 +382,20 @@ def test_saved_model_forecasts_from_a_raw_window_in_a_fresh_process(csv_run: Pat
     )
     assert served["log_return"][0] == pytest.approx(expected, abs=1e-5)
     assert served["price"][0] == pytest.approx(window[0, -1, 0] * np.exp(expected), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "days", "first", "last"),
+    [
+        ("sp500", 5031, "1999-01-04", "2018-12-31"),
+        ("nasdaq", 5031, "1999-01-04", "2018-12-31"),
+        ("msft", 7983, "1986-03-13", "2017-11-10"),
+    ],
+)
+def test_builtin_series_ship_inside_packages(name: str, days: int, first: str, last: str):
+    features = ["log_return", "log_range", "volume_change"]
+    config = DataConfig(source=f"builtin:{name}", series=SeriesConfig(features=features))
+    series = load_series(config)
+    assert series.raw.shape == (days, 4)
+    assert (str(series.dates[0])[:10], str(series.dates[-1])[:10]) == (first, last)
+    assert series.roles == ["price", "high", "low", "volume"]

@@ -1,5 +1,5 @@
-"""Dated price series: ``csv:PATH``, ``parquet:PATH`` and ``builtin:sp500`` / ``builtin:nasdaq``
-cut into windows for the ``forecasting`` and ``signal`` tasks.
+"""Dated price series: ``csv:PATH``, ``parquet:PATH`` and ``builtin:sp500`` / ``nasdaq`` /
+``msft`` cut into windows for the ``forecasting`` and ``signal`` tasks.
 
 A series is read, its dates checked (parsed, strictly increasing, no gap longer than
 ``data.series.max_gap_days``) and its price, high, low and volume columns checked (numbers,
@@ -16,7 +16,9 @@ by a model trained on everything before it (an expanding window).
 from __future__ import annotations
 
 import gzip
+import tarfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -38,6 +40,12 @@ _ARCH_COLUMNS = {
 BUILTIN_SERIES = {
     "sp500": ("arch", "data/sp500/sp500.csv.gz", _ARCH_COLUMNS),
     "nasdaq": ("arch", "data/nasdaq/nasdaq.csv.gz", _ARCH_COLUMNS),
+    # Microsoft daily 1986-03-13 .. 2017-11-10 (7,983 rows) as pmdarima ships it.
+    "msft": (
+        "pmdarima",
+        "datasets/data/msft.tar.gz",
+        {**_ARCH_COLUMNS, "price_column": "Close"},
+    ),
 }
 
 
@@ -98,8 +106,7 @@ def load_series(config: DataConfig) -> Series:
                 f"{', '.join(BUILTIN_SERIES)}, or csv:PATH / parquet:PATH."
             )
         package, relative, defaults = BUILTIN_SERIES[location]
-        with gzip.open(_package_file(package, relative), "rt") as stream:
-            frame = pd.read_csv(stream)
+        frame = _packaged_csv(_package_file(package, relative))
     elif kind in ("csv", "parquet"):
         frame = read_frame(kind, location)
     else:
@@ -148,6 +155,16 @@ def load_series(config: DataConfig) -> Series:
                 f"{index + 2} (counting the header as row 1); {expected}."
             )
     return Series(dates, raw, roles, names, source)
+
+
+def _packaged_csv(path: Path) -> pd.DataFrame:
+    """A gzipped CSV, or the one CSV inside a ``.tar.gz``, shipped inside a package."""
+    if path.name.endswith(".tar.gz"):
+        with tarfile.open(path, "r:gz") as archive:
+            member = next(m for m in archive.getmembers() if m.name.endswith(".csv"))
+            return pd.read_csv(archive.extractfile(member))
+    with gzip.open(path, "rt") as stream:
+        return pd.read_csv(stream)
 
 
 def _checked_dates(values: pd.Series, column: str, source: str, max_gap_days: int) -> np.ndarray:
