@@ -20,7 +20,6 @@ from typing import Any
 import keras
 import numpy as np
 
-from dltoolkit.backend import library_versions
 from dltoolkit.config import RunConfig
 from dltoolkit.data.series import SeriesSplits, load_series, split_series
 from dltoolkit.errors import ConfigError
@@ -206,7 +205,7 @@ def _score(config: RunConfig, data: SeriesSplits, outputs: np.ndarray) -> dict[s
 
 def run_series(config: RunConfig, echo: Callable[[str], None] = print):
     """Train, score, plot and export one forecasting or signal run (config resolved)."""
-    from dltoolkit.training import RunResult, _best_epoch, export_run
+    from dltoolkit.training import RunResult, export_run, run_facts
 
     series = load_series(config.data)
     data = split_series(series, config.data)
@@ -238,17 +237,7 @@ def run_series(config: RunConfig, echo: Callable[[str], None] = print):
         "comparison": compare(config, data, result["outputs"], baselines),
         "decision": {"threshold": 0.5} if config.task == "signal" else {},
         "baselines": [{k: v for k, v in b.items() if k != "predictions"} for b in baselines],
-        "parameters": {
-            "total": int(fitted.model.count_params()),
-            "trainable": int(sum(math.prod(w.shape) for w in fitted.model.trainable_weights)),
-        },
-        "train_seconds": round(fitted.train_seconds, 3),
-        "epochs_run": epochs_run,
-        "best_epoch": _best_epoch(fitted.history, config),
-        "samples_per_second": round(fitted.examples * epochs_run / fitted.train_seconds, 1),
-        "backend": keras.backend.backend(),
-        "versions": library_versions(),
-        "seed": config.seed,
+        **run_facts(config, fitted),
         "data": {
             "source": data.source,
             "sizes": sizes,

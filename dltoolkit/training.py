@@ -317,6 +317,26 @@ def fit(
     return Fitted(task.trained(model, data), history.history, train_seconds, len(x_train))
 
 
+def run_facts(config: RunConfig, fitted: Fitted) -> dict[str, Any]:
+    """What a trained network cost and ran on, for metrics.json: parameters, training
+    seconds, epochs, best epoch, examples per second, backend, library versions, seed."""
+    epochs_run = len(fitted.history["loss"])
+    model = fitted.model
+    return {
+        "parameters": {
+            "total": int(model.count_params()),
+            "trainable": int(sum(math.prod(w.shape) for w in model.trainable_weights)),
+        },
+        "train_seconds": round(fitted.train_seconds, 3),
+        "epochs_run": epochs_run,
+        "best_epoch": _best_epoch(fitted.history, config),
+        "samples_per_second": round(fitted.examples * epochs_run / fitted.train_seconds, 1),
+        "backend": keras.backend.backend(),
+        "versions": library_versions(),
+        "seed": config.seed,
+    }
+
+
 def decide_and_score(
     config: RunConfig, model: keras.Model, data: ArraySplits
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -423,8 +443,7 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
         cross_validation = cross_validate(config, echo)
         keras.utils.set_random_seed(config.seed)
     fitted = fit(model, config, data, callbacks(config, run_dir), config.train.verbose)
-    model, history, train_seconds = fitted.model, fitted.history, fitted.train_seconds
-    epochs_run = len(history["loss"])
+    model = fitted.model
 
     decision, test_scores = decide_and_score(config, model, data)
     baselines = task.baselines(data, config.train.threshold, config.train.class_weight)
@@ -438,17 +457,7 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
         "test": test_scores,
         "decision": decision,
         "baselines": baselines,
-        "parameters": {
-            "total": int(model.count_params()),
-            "trainable": int(sum(math.prod(w.shape) for w in model.trainable_weights)),
-        },
-        "train_seconds": round(train_seconds, 3),
-        "epochs_run": epochs_run,
-        "best_epoch": _best_epoch(history, config),
-        "samples_per_second": round(fitted.examples * epochs_run / train_seconds, 1),
-        "backend": keras.backend.backend(),
-        "versions": library_versions(),
-        "seed": config.seed,
+        **run_facts(config, fitted),
         "data": {
             "source": data.source,
             "sizes": sizes,
