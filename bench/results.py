@@ -19,14 +19,15 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 
 
 def spread(values: Sequence[float | None]) -> str:
-    """``mean (min-max)`` of several runs' values, the value of one, ``n/a`` for none."""
+    """``mean (min-max)`` of several runs' values (5 significant digits), the value of one,
+    ``n/a`` for none."""
     present = [value for value in values if value is not None]
     if not present:
         return "n/a"
     if len(present) == 1:
-        return f"{present[0]:.4f}"
+        return f"{present[0]:.5g}"
     mean = sum(present) / len(present)
-    return f"{mean:.4f} ({min(present):.4f}-{max(present):.4f})"
+    return f"{mean:.5g} ({min(present):.5g}-{max(present):.5g})"
 
 
 def machine() -> str:
