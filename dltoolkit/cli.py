@@ -51,10 +51,20 @@ def _run_options(function: Callable) -> Callable:
             "--set model.filters=[32,64]. Repeatable.",
         ),
         click.option(
+            "--config",
+            "override_files",
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            metavar="FILE",
+            help="YAML overrides merged into the config (e.g. a search's best.yaml); --set "
+            "still wins. Repeatable.",
+        ),
+        click.option(
             "--data",
             "data_source",
             metavar="SOURCE",
-            help="Data source: builtin:NAME, images:PATH, npz:PATH or tfds:NAME.",
+            help="Data source: builtin:NAME, images:PATH, npz:PATH, tfds:NAME, csv:PATH or "
+            "parquet:PATH.",
         ),
         click.option(
             "--backend",
@@ -135,9 +145,9 @@ def _recipe_command(name: str) -> click.Command:
     @click.command(name=name, help=_recipe_description(name))
     @_run_options
     @_one_line_errors
-    def command(overrides, data_source, backend, seed, output_dir):
-        config = _apply_flags(load_config(name, overrides), data_source, seed, output_dir)
-        _train(config, backend)
+    def command(overrides, override_files, data_source, backend, seed, output_dir):
+        config = load_config(name, overrides, override_files)
+        _train(_apply_flags(config, data_source, seed, output_dir), backend)
 
     return command
 
@@ -190,6 +200,98 @@ def recipe_show(name: str, overrides: tuple[str, ...], backend: str | None) -> N
     click.echo(resolve(config).to_yaml(), nl=False)
 
 
+# === dltk tune ===
+
+
+def _address(value: str | None, flag: str) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise DltkError(f"{flag} {value!r} is not HOST:PORT (e.g. {flag} 127.0.0.1:8000).")
+    return host, port
+
+
+@main.command()
+@click.argument("recipe_name", metavar="RECIPE")
+@click.option(
+    "--space",
+    type=click.Path(dir_okay=False),
+    help="Search-space YAML (default: the recipe's tuning/RECIPE.yaml).",
+)
+@click.option("--tuner", help="random, bayesian or hyperband (default: the space's).")
+@click.option("--max-trials", type=click.IntRange(min=1), help="Trials (default: the space's).")
+@click.option("--overwrite", is_flag=True, help="Start afresh instead of resuming the search.")
+@click.option(
+    "--retrain-best",
+    is_flag=True,
+    help="Then train the best configuration as `dltk recipe` would: evaluate on test, export.",
+)
+@click.option(
+    "--chief", metavar="HOST:PORT", help="Serve the search's oracle to workers at HOST:PORT."
+)
+@click.option("--worker", metavar="HOST:PORT", help="Run trials for the chief at HOST:PORT.")
+@click.option(
+    "--worker-id", default="tuner0", show_default=True, help="This worker's name (unique)."
+)
+@_run_options
+@_one_line_errors
+def tune(
+    recipe_name, space, tuner, max_trials, overwrite, retrain_best, chief, worker, worker_id,
+    overrides, override_files, data_source, backend, seed, output_dir,
+) -> None:  # fmt: skip
+    """Search RECIPE's hyperparameters with KerasTuner; resume by running it again."""
+    import os
+
+    from dltoolkit.backend import requested_backend, use_backend
+    from dltoolkit.search_space import check_tuner, load_space, tuning_dir
+
+    if chief and worker:
+        raise DltkError("pass --chief or --worker, not both: a process is one or the other.")
+    config = load_config(recipe_name, overrides, override_files)
+    config = _apply_flags(config, data_source, seed, None)
+    space_path = Path(space) if space else tuning_dir() / f"{config.name}.yaml"
+    if not space_path.is_file():
+        raise DltkError(
+            f"no search space at {space_path}; pass --space FILE (see tuning/ for examples)."
+        )
+    parsed = load_space(space_path)
+    if tuner is not None:
+        check_tuner(tuner)
+    for role, address in (
+        ("chief", _address(chief, "--chief")),
+        (worker_id, _address(worker, "--worker")),
+    ):
+        if address is not None:
+            os.environ.update(
+                KERASTUNER_TUNER_ID=role,
+                KERASTUNER_ORACLE_IP=address[0],
+                KERASTUNER_ORACLE_PORT=address[1],
+            )
+    config.backend = use_backend(requested_backend(backend, config.backend))
+    from dltoolkit import tuning
+
+    result = tuning.search(
+        config,
+        parsed,
+        output_dir or "searches",
+        tuner=tuner,
+        max_trials=max_trials,
+        overwrite=overwrite,
+        echo=click.echo,
+    )
+    if retrain_best and result.results:
+        from dltoolkit import training
+
+        best = load_config(
+            recipe_name, overrides, [*override_files, result.directory / "best.yaml"]
+        )
+        best = _apply_flags(best, data_source, seed, None)
+        best.backend = config.backend
+        click.echo(f"retraining the best configuration ({result.directory / 'best.yaml'})")
+        training.run(best, echo=click.echo)
+
+
 # === dltk train / evaluate / export / predict ===
 
 
@@ -197,12 +299,12 @@ def recipe_show(name: str, overrides: tuple[str, ...], backend: str | None) -> N
 @click.argument("config_file", type=click.Path(dir_okay=False))
 @_run_options
 @_one_line_errors
-def train(config_file, overrides, data_source, backend, seed, output_dir) -> None:
+def train(config_file, overrides, override_files, data_source, backend, seed, output_dir) -> None:
     """Train from a YAML config (e.g. a run directory's config.yaml)."""
     if not Path(config_file).is_file():
         raise DltkError(f"config file {config_file!r} does not exist; pass a YAML file.")
-    config = _apply_flags(load_config(config_file, overrides), data_source, seed, output_dir)
-    _train(config, backend)
+    config = load_config(config_file, overrides, override_files)
+    _train(_apply_flags(config, data_source, seed, output_dir), backend)
 
 
 def _run_dir_of(path: str) -> Path:

@@ -308,12 +308,19 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return content
 
 
-def load_config(recipe_or_file: str | Path, overrides: typing.Sequence[str] = ()) -> RunConfig:
-    """Load a recipe by name or a YAML file, apply ``key=value`` overrides, validate.
+def load_config(
+    recipe_or_file: str | Path,
+    overrides: typing.Sequence[str] = (),
+    override_files: typing.Sequence[str | Path] = (),
+) -> RunConfig:
+    """Load a recipe by name or a YAML file, merge override files, apply ``key=value``
+    overrides, validate.
 
     Args:
         recipe_or_file: a recipe name (``cnn-image``) or a path to a YAML file.
         overrides: strings like ``train.epochs=5`` or ``model.filters=[32,64]``.
+        override_files: YAML mappings merged in order, section by section (e.g. the
+            ``best.yaml`` of a search); ``overrides`` still win.
 
     Returns:
         The validated RunConfig.
@@ -324,8 +331,22 @@ def load_config(recipe_or_file: str | Path, overrides: typing.Sequence[str] = ()
     else:
         raw = read_yaml(recipe_path(text))
         raw.setdefault("name", text)
+    for path in override_files:
+        raw = merge(raw, read_yaml(path))
     raw = apply_overrides(raw, overrides)
     return from_dict(raw)
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``update`` merged in: mappings key by key, anything else
+    replaced."""
+    result = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -508,12 +508,19 @@ def export_run(
     return export_path
 
 
+HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "r2", "silhouette", "calinski")
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of metric ``metric`` (e.g. ``val_pr_auc``) is better."""
+    return any(key in metric for key in HIGHER_IS_BETTER)
+
+
 def _best_epoch(history: dict[str, list[float]], config: RunConfig) -> int:
     monitored = history.get(config.train.early_stopping.monitor)
     if not monitored:
         return len(history["loss"])
-    higher_is_better = any(key in config.train.early_stopping.monitor for key in ("acc", "auc"))
-    pick = np.argmax if higher_is_better else np.argmin
+    pick = np.argmax if higher_is_better(config.train.early_stopping.monitor) else np.argmin
     return int(pick(monitored)) + 1
 
 

@@ -1,0 +1,425 @@
+"""Hyperparameter search jobs: a recipe, a search space (``tuning/RECIPE.yaml``) and one of
+KerasTuner's stock tuners.
+
+The search space is the only thing written here: :class:`RecipeHyperModel` declares the
+space's parameters, applies the sampled values to the recipe's configuration, and builds
+and fits the model with the same builders, compile step and callbacks as ``dltk recipe``.
+KerasTuner's RandomSearch, BayesianOptimization and Hyperband run it, keep its state in
+``<output>/<recipe>/`` (a re-run resumes; completed trials are not repeated) and, with
+KERASTUNER_TUNER_ID / KERASTUNER_ORACLE_IP / KERASTUNER_ORACLE_PORT set, run it as a
+chief with workers. KerasTuner clears the Keras session before each trial's model is built.
+At the end the trials are ranked in ``results.csv`` and the best values written as an
+overrides file, ``best.yaml``, that ``dltk recipe RECIPE --config best.yaml`` re-runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner
+import numpy as np
+
+from dltoolkit.config import SERIES_TASKS, RunConfig, from_dict
+from dltoolkit.errors import ConfigError, DltkError, did_you_mean
+from dltoolkit.runs import write_text_atomic
+from dltoolkit.search_space import SearchSpace, check_tuner, overrides_yaml
+
+TIMES_FILE = "trial_seconds-{tuner_id}.json"
+
+
+def objective_of(config: RunConfig, space: SearchSpace) -> keras_tuner.Objective:
+    """The space's objective, else the recipe's early-stopping monitor; the direction is
+    the space's, else max for accuracies and AUCs and min otherwise."""
+    default = "val_silhouette" if config.task == "clustering" else None
+    name = space.objective or default or config.train.early_stopping.monitor
+    from dltoolkit.training import higher_is_better
+
+    direction = space.direction or ("max" if higher_is_better(name) else "min")
+    return keras_tuner.Objective(name, direction)
+
+
+def with_values(config: RunConfig, values: dict[str, Any]) -> RunConfig:
+    """``config`` with each dotted ``path: value`` set, validated."""
+    raw = copy.deepcopy(config.to_dict())
+    for path, value in values.items():
+        node = raw
+        *parents, last = path.split(".")
+        for depth, key in enumerate(parents):
+            if not isinstance(node.get(key), dict):
+                section = ".".join(parents[: depth + 1])
+                raise ConfigError(f"{path}: {section} is not a config section.")
+            node = node[key]
+        node[last] = value
+    return from_dict(raw)
+
+
+def check_space(config: RunConfig, space: SearchSpace) -> None:
+    """Every path names a builder hyperparameter or a train setting, and every end of
+    every range makes a valid configuration: errors before any trial starts."""
+    from dltoolkit.models.registry import builder_hyperparameters
+    from dltoolkit.training import resolve
+
+    builder = config.model["builder"]
+    model_keys = list(builder_hyperparameters(builder))
+    for parameter in space.parameters:
+        section, _, rest = parameter.path.partition(".")
+        if section == "model" and rest not in model_keys:
+            raise ConfigError(
+                f"{space.source}: {parameter.path} is not a hyperparameter of builder "
+                f"{builder!r}{did_you_mean(rest, model_keys)}; its hyperparameters: "
+                f"{', '.join(model_keys)}."
+            )
+        for value in parameter.candidates():
+            try:
+                resolve(with_values(config, {parameter.path: value}))
+            except DltkError as error:
+                raise ConfigError(
+                    f"{space.source}: {parameter.path} = {value!r}: {error}"
+                ) from None
+
+
+class RecipeHyperModel(keras_tuner.HyperModel):
+    """The recipe's model with the space's values: built and fitted as ``dltk recipe`` does."""
+
+    def __init__(self, config: RunConfig, space: SearchSpace, data: Any):
+        super().__init__(name=config.name)
+        self.config = config
+        self.space = space
+        self.data = data
+
+    def trial_config(self, hp: keras_tuner.HyperParameters) -> RunConfig:
+        """The recipe's configuration with this trial's values."""
+        from dltoolkit.training import resolve
+
+        return resolve(with_values(self.config, self.space.sample(hp)))
+
+    def check_builds(self) -> None:
+        """Build the model at every end of every range (the builders check their
+        arguments), so a bad range fails before the first trial."""
+        from dltoolkit.training import resolve
+
+        for parameter in self.space.parameters:
+            for value in parameter.candidates():
+                try:
+                    self.build_config(resolve(with_values(self.config, {parameter.path: value})))
+                except DltkError as error:
+                    raise ConfigError(
+                        f"{self.space.source}: {parameter.path} = {value!r}: {error}"
+                    ) from None
+                finally:
+                    keras.backend.clear_session()
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        """Declare the space on ``hp`` and build and compile the recipe's model."""
+        return self.build_config(self.trial_config(hp))
+
+    def build_config(self, config: RunConfig) -> keras.Model:
+        """The compiled model of one trial's configuration."""
+        if config.task == "clustering":
+            from dltoolkit.training import build_model
+
+            return build_model(config, self.data)
+        if config.task in SERIES_TASKS:
+            from dltoolkit.timeseries import new_model
+
+            return new_model(config, self.data)
+        from dltoolkit.training import build_model, compile_model, oversampled, steps_per_epoch
+
+        keras.utils.set_random_seed(config.seed)
+        data = oversampled(config, self.data)
+        model = build_model(config, data)
+        compile_model(model, config, steps_per_epoch(config, data))
+        return model
+
+    def fit(self, hp, model, *args, callbacks=None, epochs=None, **kwargs):
+        """``model.fit`` on the task's arrays with the trial's batch size, epochs (or
+        Hyperband's), early stopping and learning-rate settings."""
+        from dltoolkit.tasks import get_task
+        from dltoolkit.training import callbacks as standard_callbacks
+        from dltoolkit.training import class_weights, oversampled
+
+        config = self.trial_config(hp)
+        kwargs.pop("verbose", None)  # search(verbose=...) is the tuner's, not the fit's
+        data = self.data if config.task in SERIES_TASKS else oversampled(config, self.data)
+        x_train, y_train, x_val, y_val = get_task(config.task).fit_arrays(data)
+        weights = None
+        if config.task not in SERIES_TASKS:
+            weights = class_weights(config, data.y_train, data.num_classes)
+        return model.fit(
+            x_train,
+            y_train,
+            validation_data=(x_val, y_val),
+            epochs=epochs or config.train.epochs,
+            batch_size=config.train.batch_size,
+            callbacks=[*(callbacks or []), *standard_callbacks(config, None)],
+            class_weight=weights,
+            verbose=0,
+            **kwargs,
+        )
+
+    def run_clustering(self, hp: keras_tuner.HyperParameters) -> dict[str, float]:
+        """A ``clustering`` trial: DEC/IDEC fitted on the training rows (pretraining for
+        ``train.epochs``, or Hyperband's epochs), scored by the silhouette of the
+        validation rows assigned to its segments."""
+        from dltoolkit.models.dec import fit_dec, predict_clusters
+        from dltoolkit.segmentation import cluster_quality
+        from dltoolkit.training import build_model, make_optimizer
+
+        config = self.trial_config(hp)
+        keras.utils.set_random_seed(config.seed)
+        model = build_model(config, self.data)
+        settings = config.train.clustering
+        fit_dec(
+            model,
+            self.data.x_train,
+            method=settings.method,
+            pretrain_epochs=int(hp.values.get("tuner/epochs", config.train.epochs)),
+            pretrain_optimizer=make_optimizer(config),
+            pretrain_batch_size=config.train.batch_size,
+            batch_size=config.train.batch_size,
+            max_iterations=settings.max_iterations,
+            update_interval=settings.update_interval,
+            tolerance=settings.tolerance,
+            gamma=settings.gamma,
+            seed=config.seed,
+        )
+        segments = predict_clusters(model, self.data.x_val)
+        quality = cluster_quality(self.data.x_val, segments, config.seed)
+        return {f"val_{name}": value for name, value in quality.items()}
+
+
+def tuner_class(name: str) -> type:
+    """The KerasTuner tuner class for ``random``, ``bayesian`` or ``hyperband``, with
+    trial timing and a progress line per trial."""
+    base = {
+        "random": keras_tuner.RandomSearch,
+        "bayesian": keras_tuner.BayesianOptimization,
+        "hyperband": keras_tuner.Hyperband,
+    }[check_tuner(name)]
+
+    class ProgressTuner(base):
+        echo: Callable[[str], None] = print
+        planned: int | None = None
+
+        def run_trial(self, trial, *args, **kwargs):
+            if self.hypermodel.config.task == "clustering":
+                return self.hypermodel.run_clustering(trial.hyperparameters)
+            return super().run_trial(trial, *args, **kwargs)
+
+        def on_trial_begin(self, trial):
+            super().on_trial_begin(trial)
+            self._started = time.perf_counter()
+
+        def on_trial_end(self, trial):
+            seconds = time.perf_counter() - self._started
+            super().on_trial_end(trial)
+            times_path = Path(self.project_dir) / TIMES_FILE.format(tuner_id=self.tuner_id)
+            times = json.loads(times_path.read_text()) if times_path.exists() else {}
+            times[trial.trial_id] = round(seconds, 3)
+            write_text_atomic(times_path, json.dumps(times, indent=1))
+            self._report(trial, seconds)
+
+        def _report(self, trial, seconds: float) -> None:
+            objective = self.oracle.objective.name
+            score = self.oracle.get_trial(trial.trial_id).score
+            best = self.oracle.get_best_trials(1)
+            done = f"trial {trial.trial_id}"
+            if hasattr(self.oracle, "trials"):
+                completed = sum(t.status == "COMPLETED" for t in self.oracle.trials.values())
+                done += f" ({completed}/{self.planned or '?'} done)"
+            best_text = (
+                f" | best {best[0].score:.5g} (trial {best[0].trial_id})"
+                if best and best[0].score is not None
+                else ""
+            )
+            shown = "failed" if score is None else f"{score:.5g}"
+            values = ", ".join(
+                f"{path.split('.', 1)[1]}={_short(value)}"
+                for path, value in self.hypermodel.space.sample(
+                    trial.hyperparameters.copy()
+                ).items()
+            )
+            self.echo(f"{done}: {objective} {shown}{best_text} | {seconds:.1f} s | {values}")
+
+    ProgressTuner.__name__ = f"Progress{base.__name__}"
+    return ProgressTuner
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """Where a search left its results and what it found."""
+
+    directory: Path
+    results: list[dict[str, Any]]
+    best_values: dict[str, Any]
+    objective: str
+    direction: str
+
+
+def search(
+    config: RunConfig,
+    space: SearchSpace,
+    output: str | Path = "searches",
+    *,
+    tuner: str | None = None,
+    max_trials: int | None = None,
+    overwrite: bool = False,
+    echo: Callable[[str], None] = print,
+) -> SearchResult:
+    """Run (or resume) a search of ``space`` over ``config``; rank and save the trials.
+
+    Args:
+        config: the recipe's configuration (overrides applied).
+        space: the parsed search space.
+        output: root folder; the search lives in ``output/<recipe>/``.
+        tuner: ``random``, ``bayesian`` or ``hyperband`` (default: the space's).
+        max_trials: number of trials (default: the space's); Hyperband's budget is set
+            by ``train.epochs`` instead.
+        overwrite: start afresh instead of resuming.
+        echo: where progress lines go.
+    """
+    from dltoolkit.training import prepare_data, resolve
+
+    config = resolve(config)
+    tuner_name = check_tuner(tuner or space.tuner)
+    trials = max_trials or space.max_trials
+    check_space(config, space)
+    objective = objective_of(config, space)
+    directory = Path(output) / config.name
+    _check_resume(directory, space, tuner_name, objective.name, overwrite)
+    keras.utils.set_random_seed(config.seed)
+    if config.task in SERIES_TASKS:
+        from dltoolkit.timeseries import prepare_series
+
+        data = prepare_series(config)
+    elif config.task == "clustering":
+        from dltoolkit.features import load_table_dataset
+
+        data = load_table_dataset(config.data, config.seed, classes=False, labelled=False)
+    else:
+        data = prepare_data(config)
+    hypermodel = RecipeHyperModel(config, space, data)
+    hypermodel.check_builds()
+    settings: dict[str, Any] = {
+        "objective": objective,
+        "directory": str(directory),
+        "project_name": "kerastuner",
+        "overwrite": overwrite,
+        "seed": config.seed,
+    }
+    if tuner_name == "hyperband":
+        settings.update(max_epochs=config.train.epochs, factor=3)
+    else:
+        settings["max_trials"] = trials
+    cls = tuner_class(tuner_name)
+    cls.echo = staticmethod(echo)
+    cls.planned = None if tuner_name == "hyperband" else trials
+    runner = cls(hypermodel, **settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(
+        directory / "search.json",
+        json.dumps(
+            {
+                "recipe": config.name,
+                "space": space.source,
+                "fingerprint": space.fingerprint(),
+                "tuner": tuner_name,
+                "objective": objective.name,
+                "direction": objective.direction,
+                "backend": keras.backend.backend(),
+            },
+            indent=1,
+        ),
+    )
+    echo(
+        f"search {directory}: {tuner_name} over {len(space.parameters)} parameters, "
+        f"{objective.name} ({objective.direction}), "
+        + (f"{trials} trials" if tuner_name != "hyperband" else f"max {config.train.epochs} epochs")
+    )
+    runner.search(verbose=0)
+    if os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief":
+        return SearchResult(directory, [], {}, objective.name, objective.direction)
+    return summarise(directory, runner.oracle, space, objective, echo)
+
+
+def _check_resume(
+    directory: Path, space: SearchSpace, tuner: str, objective: str, overwrite: bool
+) -> None:
+    recorded = directory / "search.json"
+    if overwrite or not recorded.is_file():
+        return
+    previous = json.loads(recorded.read_text())
+    now = {"fingerprint": space.fingerprint(), "tuner": tuner, "objective": objective}
+    words = {"fingerprint": "search space", "tuner": "tuner", "objective": "objective"}
+    changed = [words[key] for key, value in now.items() if previous.get(key) != value]
+    if changed:
+        raise ConfigError(
+            f"the search in {directory} was started with a different {' and '.join(changed)}; "
+            "resume it unchanged, pass --overwrite to start afresh, or use another --output."
+        )
+
+
+def summarise(
+    directory: Path,
+    oracle: Any,
+    space: SearchSpace,
+    objective: keras_tuner.Objective,
+    echo: Callable[[str], None] = print,
+) -> SearchResult:
+    """Rank the completed trials; write results.csv and best.yaml; print the table."""
+    import pandas as pd
+
+    seconds: dict[str, float] = {}
+    for path in sorted((directory / "kerastuner").glob(TIMES_FILE.format(tuner_id="*"))):
+        seconds.update(json.loads(path.read_text()))
+    trials = [t for t in oracle.get_best_trials(num_trials=10**6) if t.score is not None]
+    paths = [p.path for p in space.parameters]
+    rows = []
+    for rank, trial in enumerate(trials, start=1):
+        values = _trial_values(space, trial.hyperparameters)
+        rows.append(
+            {
+                "rank": rank,
+                "trial": trial.trial_id,
+                **{path: values.get(path) for path in paths},
+                objective.name: trial.score,
+                "best_epoch": trial.best_step,
+                "seconds": seconds.get(trial.trial_id),
+            }
+        )
+    if not rows:
+        raise DltkError(f"no trial of the search in {directory} completed; see the errors above.")
+    table = pd.DataFrame(rows)
+    table.to_csv(directory / "results.csv", index=False)
+    best = _trial_values(space, trials[0].hyperparameters)
+    header = (
+        f"Best of {len(rows)} trials of the search in {directory} (trial {trials[0].trial_id}, "
+        f"{objective.name} {trials[0].score:.6g}).\n"
+        f"Re-run: dltk recipe {directory.name} --config {directory / 'best.yaml'}"
+    )
+    write_text_atomic(directory / "best.yaml", overrides_yaml(best, header))
+    with_strings = table.copy()
+    for path in paths:
+        with_strings[path] = with_strings[path].map(_short)
+    echo(with_strings.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    echo(f"results: {directory / 'results.csv'}; best: {directory / 'best.yaml'}")
+    return SearchResult(directory, rows, best, objective.name, objective.direction)
+
+
+def _trial_values(space: SearchSpace, hyperparameters: Any) -> dict[str, Any]:
+    """A finished trial's values by config path (lists rebuilt from their parts)."""
+    return space.sample(hyperparameters.copy())
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value) if not isinstance(value, (list, np.ndarray)) else str(list(value))
