@@ -225,7 +225,8 @@ def _address(value: str | None, flag: str) -> tuple[str, str] | None:
 @click.option(
     "--retrain-best",
     is_flag=True,
-    help="Then train the best configuration as `dltk recipe` would: evaluate on test, export.",
+    help="Then train the best configuration on training and validation rows for the best "
+    "trial's epochs, evaluate on test and export it.",
 )
 @click.option(
     "--chief", metavar="HOST:PORT", help="Serve the search's oracle to workers at HOST:PORT."
@@ -283,8 +284,17 @@ def tune(
     if retrain_best and result.results:
         from dltoolkit import training
 
+        refit = []
+        if config.task != "clustering":
+            # The best trial's epochs, on training and validation rows together.
+            epochs = int(result.results[0]["best_epoch"] or 0) + 1
+            refit = [
+                "train.refit_on_validation=true",
+                "train.early_stopping.patience=null",
+                f"train.epochs={epochs}",
+            ]
         best = load_config(
-            recipe_name, overrides, [*override_files, result.directory / "best.yaml"]
+            recipe_name, [*overrides, *refit], [*override_files, result.directory / "best.yaml"]
         )
         best = _apply_flags(best, data_source, seed, None)
         best.backend = config.backend

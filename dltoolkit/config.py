@@ -206,6 +206,10 @@ class TrainConfig:
     # until every smaller class has this ratio of the largest class's rows, e.g. 1.0.
     oversample: float | None = None
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    # Fit on the training and validation splits together for exactly train.epochs (early
+    # stopping off): the final fit after a search has fixed the hyperparameters. Scores on
+    # validation, and a threshold chosen there, are then optimistic; test stays held out.
+    refit_on_validation: bool = False
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     verbose: int = 2
 
@@ -561,6 +565,15 @@ def _check_values(config: RunConfig) -> None:
                 train.oversample,
                 "null when train.class_weight is set (both correct the same imbalance; choose one)",
             )
+    if train.refit_on_validation and (
+        train.early_stopping.patience is not None or config.task == "clustering"
+    ):
+        fail(
+            "train.refit_on_validation",
+            True,
+            "false unless train.early_stopping.patience is null (a fixed number of epochs: "
+            "validation is then training data) and the task fits by model.fit (not clustering)",
+        )
     clustering = train.clustering
     if clustering.method not in ("dec", "idec"):
         fail("train.clustering.method", clustering.method, "'dec' or 'idec'")

@@ -298,10 +298,13 @@ def fit(
     callback_list: list[keras.callbacks.Callback],
     verbose: int,
 ) -> Fitted:
-    """``model.fit`` on the arrays the task trains on (the training split; normal rows
-    only for anomaly detection), validated on the validation split's."""
+    """``model.fit`` on the arrays the task trains on (the training split, plus the
+    validation split with ``train.refit_on_validation``; normal rows only for anomaly
+    detection), validated on the validation split's."""
     task = get_task(config.task)
     x_train, y_train, x_val, y_val = task.fit_arrays(data)
+    if config.train.refit_on_validation:
+        x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
     start = time.perf_counter()
     history = model.fit(
         x_train,

@@ -140,6 +140,10 @@ def test_bad_searches_fail_in_one_line_before_any_trial(workdir: Path):
     message = one_line_error(invoke("tune", "mlp-regression", "--space", str(space)))
     assert "model.dropout = 1.5" in message  # the builder's own check, before any trial
     assert not (workdir / "searches").exists()
+    message = one_line_error(
+        invoke("recipe", "mlp-regression", "--set", "train.refit_on_validation=true")
+    )
+    assert "train.early_stopping.patience is null" in message
 
 
 # === Searches ===
@@ -185,6 +189,12 @@ def test_best_values_round_trip_into_a_recipe_run(workdir: Path):
     (run_dir,) = (workdir / "runs" / "mlp-regression").iterdir()  # --retrain-best's run
     ran = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert ran["model"]["hidden_units"] == best["model"]["hidden_units"]
+    # The final fit: training and validation rows, the best trial's epochs, no early stop.
+    table = results_of(workdir)
+    assert ran["train"]["refit_on_validation"] is True
+    assert ran["train"]["epochs"] == table.loc[0, "best_epoch"] + 1
+    history = pd.read_csv(run_dir / "history.csv")
+    assert len(history) == ran["train"]["epochs"]
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["rmse"] > 0
 
 
