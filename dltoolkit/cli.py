@@ -235,11 +235,18 @@ def _address(value: str | None, flag: str) -> tuple[str, str] | None:
 @click.option(
     "--worker-id", default="tuner0", show_default=True, help="This worker's name (unique)."
 )
+@click.option(
+    "--trials-per-process",
+    type=click.IntRange(min=0),
+    help="Run the search this many trials at a time, each batch in a fresh process "
+    "(default: 10 on TensorFlow, whose memory grows with every trial; 0 elsewhere: one "
+    "process). 0 runs every trial in this process.",
+)
 @_run_options
 @_one_line_errors
 def tune(
     recipe_name, space, tuner, max_trials, overwrite, retrain_best, chief, worker, worker_id,
-    overrides, override_files, data_source, backend, seed, output_dir,
+    trials_per_process, overrides, override_files, data_source, backend, seed, output_dir,
 ) -> None:  # fmt: skip
     """Search RECIPE's hyperparameters with KerasTuner; resume by running it again."""
     import os
@@ -272,16 +279,44 @@ def tune(
     config.backend = use_backend(requested_backend(backend, config.backend))
     from dltoolkit import tuning
 
-    result = tuning.search(
-        config,
-        parsed,
-        output_dir or "searches",
-        tuner=tuner,
-        max_trials=max_trials,
-        overwrite=overwrite,
-        echo=click.echo,
+    tuner_name = tuner or parsed.tuner
+    total = max_trials or parsed.max_trials
+    if trials_per_process is None:
+        trials_per_process = 10 if config.backend == "tensorflow" else 0
+    chunked = (
+        0 < trials_per_process < total
+        and tuner_name != "hyperband"  # its budget is not a number of trials
+        and not (chief or worker)
+        and tuning.CHUNK_ENVIRONMENT not in os.environ
     )
-    if retrain_best and result.results:
+    if chunked:
+        # Checked here once: bad spaces fail before any process starts a trial.
+        tuning.prepare_search(config, parsed, output_dir or "searches", tuner_name, overwrite)
+        command = [sys.executable, "-m", "dltoolkit", "tune", recipe_name, "--space",
+                   str(space_path), "--tuner", tuner_name, "--trials-per-process", "0",
+                   "--backend", config.backend, "--seed", str(config.seed),
+                   "--output", output_dir or "searches", "--data", config.data.source,
+                   *[f"--set={item}" for item in overrides],
+                   *[f"--config={item}" for item in override_files]]  # fmt: skip
+        result = tuning.search_in_chunks(
+            command,
+            Path(output_dir or "searches") / config.name,
+            total,
+            trials_per_process,
+            overwrite,
+            echo=click.echo,
+        )
+    else:
+        result = tuning.search(
+            config,
+            parsed,
+            output_dir or "searches",
+            tuner=tuner,
+            max_trials=max_trials,
+            overwrite=overwrite,
+            echo=click.echo,
+        )
+    if retrain_best and result is not None and result.results:
         from dltoolkit import training
 
         refit = []

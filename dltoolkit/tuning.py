@@ -18,6 +18,7 @@ import copy
 import dataclasses
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,18 @@ from dltoolkit.errors import ConfigError, DltkError, did_you_mean
 from dltoolkit.runs import write_text_atomic
 from dltoolkit.search_space import SearchSpace, check_tuner, overrides_yaml
 
-TIMES_FILE = "trial_seconds-{tuner_id}.json"
+STATS_FILE = "trial_stats-{tuner_id}.json"
+# Set in the child processes of a search run in chunks (see search_in_chunks).
+CHUNK_ENVIRONMENT = "DLTK_SEARCH_CHUNK"
+TOTAL_ENVIRONMENT = "DLTK_SEARCH_TOTAL"
+
+
+def peak_memory_mib() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def objective_of(config: RunConfig, space: SearchSpace) -> keras_tuner.Objective:
@@ -221,10 +233,13 @@ def tuner_class(name: str) -> type:
         def on_trial_end(self, trial):
             seconds = time.perf_counter() - self._started
             super().on_trial_end(trial)
-            times_path = Path(self.project_dir) / TIMES_FILE.format(tuner_id=self.tuner_id)
-            times = json.loads(times_path.read_text()) if times_path.exists() else {}
-            times[trial.trial_id] = round(seconds, 3)
-            write_text_atomic(times_path, json.dumps(times, indent=1))
+            stats_path = Path(self.project_dir) / STATS_FILE.format(tuner_id=self.tuner_id)
+            stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+            stats[trial.trial_id] = {
+                "seconds": round(seconds, 3),
+                "peak_memory_mib": peak_memory_mib(),
+            }
+            write_text_atomic(stats_path, json.dumps(stats, indent=1))
             self._report(trial, seconds)
 
         def _report(self, trial, seconds: float) -> None:
@@ -264,6 +279,42 @@ class SearchResult:
     direction: str
 
 
+def prepare_search(
+    config: RunConfig,
+    space: SearchSpace,
+    output: str | Path,
+    tuner: str,
+    overwrite: bool,
+    checked: bool = False,
+) -> tuple[RecipeHyperModel, keras_tuner.Objective, Path]:
+    """Everything a search needs before its first trial, checked: the resolved config,
+    the space against it (every range end built once unless ``checked``), the resume
+    state, and the data. Returns the hypermodel, the objective and the search folder."""
+    from dltoolkit.training import prepare_data, resolve
+
+    config = resolve(config)
+    check_tuner(tuner)
+    check_space(config, space)
+    objective = objective_of(config, space)
+    directory = Path(output) / config.name
+    _check_resume(directory, space, tuner, objective.name, overwrite)
+    keras.utils.set_random_seed(config.seed)
+    if config.task in SERIES_TASKS:
+        from dltoolkit.timeseries import prepare_series
+
+        data = prepare_series(config)
+    elif config.task == "clustering":
+        from dltoolkit.features import load_table_dataset
+
+        data = load_table_dataset(config.data, config.seed, classes=False, labelled=False)
+    else:
+        data = prepare_data(config)
+    hypermodel = RecipeHyperModel(config, space, data)
+    if not checked:
+        hypermodel.check_builds()
+    return hypermodel, objective, directory
+
+
 def search(
     config: RunConfig,
     space: SearchSpace,
@@ -286,28 +337,17 @@ def search(
         overwrite: start afresh instead of resuming.
         echo: where progress lines go.
     """
-    from dltoolkit.training import prepare_data, resolve
-
-    config = resolve(config)
     tuner_name = check_tuner(tuner or space.tuner)
     trials = max_trials or space.max_trials
-    check_space(config, space)
-    objective = objective_of(config, space)
-    directory = Path(output) / config.name
-    _check_resume(directory, space, tuner_name, objective.name, overwrite)
-    keras.utils.set_random_seed(config.seed)
-    if config.task in SERIES_TASKS:
-        from dltoolkit.timeseries import prepare_series
-
-        data = prepare_series(config)
-    elif config.task == "clustering":
-        from dltoolkit.features import load_table_dataset
-
-        data = load_table_dataset(config.data, config.seed, classes=False, labelled=False)
-    else:
-        data = prepare_data(config)
-    hypermodel = RecipeHyperModel(config, space, data)
-    hypermodel.check_builds()
+    hypermodel, objective, directory = prepare_search(
+        config,
+        space,
+        output,
+        tuner_name,
+        overwrite,
+        checked=bool(os.environ.get(CHUNK_ENVIRONMENT)),
+    )
+    config = hypermodel.config
     settings: dict[str, Any] = {
         "objective": objective,
         "directory": str(directory),
@@ -321,7 +361,8 @@ def search(
         settings["max_trials"] = trials
     cls = tuner_class(tuner_name)
     cls.echo = staticmethod(echo)
-    cls.planned = None if tuner_name == "hyperband" else trials
+    total = os.environ.get(TOTAL_ENVIRONMENT, trials)  # a chunk reports the whole search's
+    cls.planned = None if tuner_name == "hyperband" else int(total)
     runner = cls(hypermodel, **settings)
     directory.mkdir(parents=True, exist_ok=True)
     write_text_atomic(
@@ -377,9 +418,9 @@ def summarise(
     """Rank the completed trials; write results.csv and best.yaml; print the table."""
     import pandas as pd
 
-    seconds: dict[str, float] = {}
-    for path in sorted((directory / "kerastuner").glob(TIMES_FILE.format(tuner_id="*"))):
-        seconds.update(json.loads(path.read_text()))
+    stats: dict[str, dict[str, float]] = {}
+    for path in sorted((directory / "kerastuner").glob(STATS_FILE.format(tuner_id="*"))):
+        stats.update(json.loads(path.read_text()))
     trials = [t for t in oracle.get_best_trials(num_trials=10**6) if t.score is not None]
     paths = [p.path for p in space.parameters]
     rows = []
@@ -392,7 +433,7 @@ def summarise(
                 **{path: values.get(path) for path in paths},
                 objective.name: trial.score,
                 "best_epoch": trial.best_step,
-                "seconds": seconds.get(trial.trial_id),
+                **stats.get(trial.trial_id, {"seconds": None, "peak_memory_mib": None}),
             }
         )
     if not rows:
@@ -406,12 +447,19 @@ def summarise(
         f"Re-run: dltk recipe {directory.name} --config {directory / 'best.yaml'}"
     )
     write_text_atomic(directory / "best.yaml", overrides_yaml(best, header))
+    if os.environ.get(CHUNK_ENVIRONMENT):
+        return SearchResult(directory, rows, best, objective.name, objective.direction)
+    print_results(directory, table, paths, echo)
+    return SearchResult(directory, rows, best, objective.name, objective.direction)
+
+
+def print_results(directory: Path, table: Any, paths: list[str], echo: Callable) -> None:
+    """The ranked trials as a text table, and where the files are."""
     with_strings = table.copy()
     for path in paths:
         with_strings[path] = with_strings[path].map(_short)
     echo(with_strings.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
     echo(f"results: {directory / 'results.csv'}; best: {directory / 'best.yaml'}")
-    return SearchResult(directory, rows, best, objective.name, objective.direction)
 
 
 def _trial_values(space: SearchSpace, hyperparameters: Any) -> dict[str, Any]:
@@ -423,3 +471,61 @@ def _short(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value) if not isinstance(value, (list, np.ndarray)) else str(list(value))
+
+
+def completed_trials(directory: Path) -> int:
+    """Trials of the search in ``directory`` that KerasTuner recorded as completed."""
+    count = 0
+    for path in (directory / "kerastuner").glob("trial_*/trial.json"):
+        count += json.loads(path.read_text()).get("status") == "COMPLETED"
+    return count
+
+
+def search_in_chunks(
+    command: list[str],
+    directory: Path,
+    total: int,
+    per_process: int,
+    overwrite: bool,
+    echo: Callable[[str], None] = print,
+) -> SearchResult | None:
+    """Run a search ``per_process`` trials at a time, each chunk in a fresh process that
+    resumes it (``command``: the ``dltk tune`` arguments without ``--max-trials``), so
+    memory a backend keeps after a trial is returned when the chunk's process ends.
+
+    Returns None when no trial completed; the ranked results are in ``directory``.
+    """
+    import subprocess
+
+    import pandas as pd
+
+    environment = {**os.environ, CHUNK_ENVIRONMENT: "1", TOTAL_ENVIRONMENT: str(total)}
+    done = 0 if overwrite else completed_trials(directory)
+    first = True
+    while done < total:
+        cap = min(done + per_process, total)
+        extra = ["--overwrite"] if overwrite and first else []
+        result = subprocess.run([*command, "--max-trials", str(cap), *extra], env=environment)
+        if result.returncode != 0:
+            raise DltkError(
+                f"a search process for trials {done + 1}-{cap} failed (exit code "
+                f"{result.returncode}); run the same command again to resume."
+            )
+        now = completed_trials(directory)
+        if now == done:  # the oracle has no new values to try
+            break
+        done, first = now, False
+    results = directory / "results.csv"
+    if not results.is_file():
+        return None
+    table = pd.read_csv(results)
+    recorded = json.loads((directory / "search.json").read_text())
+    paths = [c for c in table.columns if c.startswith(("model.", "train."))]
+    print_results(directory, table, paths, echo)
+    return SearchResult(
+        directory,
+        table.to_dict("records"),
+        {},
+        recorded["objective"],
+        recorded["direction"],
+    )

@@ -208,7 +208,7 @@ def test_a_killed_search_resumes_without_repeating_trials(tmp_path: Path):
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     first = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)  # fmt: skip
-    times = tmp_path / "searches" / "mlp-regression" / "kerastuner" / "trial_seconds-tuner0.json"
+    times = tmp_path / "searches" / "mlp-regression" / "kerastuner" / "trial_stats-tuner0.json"
     deadline = time.monotonic() + 300
     while not times.exists() and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -254,7 +254,7 @@ def test_a_chief_and_two_workers_share_one_search(tmp_path: Path):
             process.kill()
     assert [p.returncode for p in [*workers, chief]] == [0, 0, 0], outputs[-1][-3000:]
     folder = tmp_path / "searches" / "mlp-regression" / "kerastuner"
-    ran = [json.loads((folder / f"trial_seconds-tuner{i}.json").read_text()) for i in range(2)]
+    ran = [json.loads((folder / f"trial_stats-tuner{i}.json").read_text()) for i in range(2)]
     trials = [trial for worker in ran for trial in worker]
     assert len(trials) == len(set(trials)) == 4  # every trial ran once, on one worker
     assert all(ran)  # both workers took trials
