@@ -225,6 +225,19 @@ def test_a_killed_search_resumes_without_repeating_trials(tmp_path: Path):
     assert "Reloading Tuner" in second.stdout
 
 
+def test_a_search_can_run_a_few_trials_per_process(workdir: Path):
+    space = write_space(workdir, SPACE)
+    result = invoke(
+        "tune", "mlp-regression", "--space", str(space), "--tuner", "random",
+        "--max-trials", "3", "--trials-per-process", "2", *QUICK,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = results_of(workdir)
+    assert len(table) == 3 and table["trial"].is_unique
+    assert (table["peak_memory_mib"] > 0).all() and table["seconds"].notna().all()
+    assert "rank" in result.output  # the parent prints the ranked table
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
