@@ -27,6 +27,7 @@ import pandas as pd
 
 from dltoolkit.backend import library_versions
 from dltoolkit.config import RunConfig
+from dltoolkit.cost import devices, forward_flops, peak_memory_mib
 from dltoolkit.features import load_table_dataset
 from dltoolkit.features import save as save_features
 from dltoolkit.runs import create_run_dir, write_json, write_text_atomic
@@ -151,6 +152,7 @@ def run_clustering(config: RunConfig, echo: Callable[[str], None] = print):
 
     model_path = run_dir / "model.keras"
     segmenter.save(model_path)
+    flops = forward_flops(segmenter)
     som.save(run_dir / "som.keras")
     metrics: dict[str, Any] = {
         "recipe": config.name,
@@ -180,6 +182,12 @@ def run_clustering(config: RunConfig, echo: Callable[[str], None] = print):
         "som": som_summary,
         "parameters": {"total": int(segmenter.count_params())},
         "train_seconds": round(train_seconds, 3),
+        "cost": {
+            "flops_per_example": flops["per_example"],
+            "flops_not_counted": flops["not_counted"],
+            "peak_memory_mib": peak_memory_mib(),
+            "devices": devices(),
+        },
         "backend": keras.backend.backend(),
         "versions": library_versions(),
         "seed": config.seed,

@@ -254,7 +254,8 @@ def run_series(config: RunConfig, echo: Callable[[str], None] = print):
     echo(
         f"test {name} {_number(result['test'][name])} | baselines: "
         + ", ".join(f"{b['name']} {_number(b['test'][name])}" for b in baselines)
-        + f" | {metrics['parameters']['total']:,} parameters, {epochs_run} epochs in "
+        + f" | {metrics['parameters']['total']:,} parameters, "
+        f"{metrics['cost']['flops_per_example']:,} FLOPs/example, {epochs_run} epochs in "
         f"{fitted.train_seconds:.1f} s"
     )
     echo(metrics["comparison"]["verdict"])

@@ -18,6 +18,7 @@ import numpy as np
 
 from dltoolkit.backend import library_versions
 from dltoolkit.config import SERIES_TASKS, RunConfig
+from dltoolkit.cost import EpochTimer, devices, forward_flops, peak_memory_mib
 from dltoolkit.data import ArraySplits, load_dataset
 from dltoolkit.data.sources import is_table
 from dltoolkit.errors import ConfigError, did_you_mean
@@ -289,6 +290,7 @@ class Fitted:
     history: dict[str, list[float]]
     train_seconds: float
     examples: int  # training examples per epoch
+    epoch_seconds: list[float] = dataclasses.field(default_factory=list)
 
 
 def fit(
@@ -305,6 +307,7 @@ def fit(
     x_train, y_train, x_val, y_val = task.fit_arrays(data)
     if config.train.refit_on_validation:
         x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
+    timer = EpochTimer()
     start = time.perf_counter()
     history = model.fit(
         x_train,
@@ -312,19 +315,22 @@ def fit(
         validation_data=(x_val, y_val),
         epochs=config.train.epochs,
         batch_size=config.train.batch_size,
-        callbacks=callback_list,
+        callbacks=[*callback_list, timer],
         class_weight=class_weights(config, data.y_train, data.num_classes),
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - start
-    return Fitted(task.trained(model, data), history.history, train_seconds, len(x_train))
+    trained = task.trained(model, data)
+    return Fitted(trained, history.history, train_seconds, len(x_train), timer.seconds)
 
 
 def run_facts(config: RunConfig, fitted: Fitted) -> dict[str, Any]:
     """What a trained network cost and ran on, for metrics.json: parameters, training
-    seconds, epochs, best epoch, examples per second, backend, library versions, seed."""
+    seconds, epochs, best epoch, examples per second, ``cost`` (forward FLOPs per example,
+    seconds per epoch, peak memory, devices), backend, library versions, seed."""
     epochs_run = len(fitted.history["loss"])
     model = fitted.model
+    flops = forward_flops(model)
     return {
         "parameters": {
             "total": int(model.count_params()),
@@ -334,6 +340,13 @@ def run_facts(config: RunConfig, fitted: Fitted) -> dict[str, Any]:
         "epochs_run": epochs_run,
         "best_epoch": _best_epoch(fitted.history, config),
         "samples_per_second": round(fitted.examples * epochs_run / fitted.train_seconds, 1),
+        "cost": {
+            "flops_per_example": flops["per_example"],
+            "flops_not_counted": flops["not_counted"],
+            "seconds_per_epoch": [round(seconds, 3) for seconds in fitted.epoch_seconds],
+            "peak_memory_mib": peak_memory_mib(),
+            "devices": devices(),
+        },
         "backend": keras.backend.backend(),
         "versions": library_versions(),
         "seed": config.seed,
@@ -534,6 +547,8 @@ def _summary(metrics: dict[str, Any], names: tuple[str, ...]) -> str:
     baselines = ", ".join(f"{b['name']} {score(b['test'])}" for b in metrics["baselines"])
     return (
         f"test {'/'.join(names)} {score(metrics['test'])} | baselines: {baselines} | "
-        f"{metrics['parameters']['total']:,} parameters, {metrics['epochs_run']} epochs in "
-        f"{metrics['train_seconds']:.1f} s ({metrics['samples_per_second']:.0f} samples/s)"
+        f"{metrics['parameters']['total']:,} parameters, "
+        f"{metrics['cost']['flops_per_example']:,} FLOPs/example, {metrics['epochs_run']} "
+        f"epochs in {metrics['train_seconds']:.1f} s ({metrics['samples_per_second']:.0f} "
+        f"samples/s), peak memory {metrics['cost']['peak_memory_mib']:.0f} MiB"
     )

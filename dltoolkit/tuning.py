@@ -18,7 +18,6 @@ import copy
 import dataclasses
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ import keras_tuner
 import numpy as np
 
 from dltoolkit.config import SERIES_TASKS, RunConfig, from_dict
+from dltoolkit.cost import peak_memory_mib
 from dltoolkit.errors import ConfigError, DltkError, did_you_mean
 from dltoolkit.runs import write_text_atomic
 from dltoolkit.search_space import SearchSpace, check_tuner, overrides_yaml
@@ -37,14 +37,6 @@ STATS_FILE = "trial_stats-{tuner_id}.json"
 # Set in the child processes of a search run in chunks (see search_in_chunks).
 CHUNK_ENVIRONMENT = "DLTK_SEARCH_CHUNK"
 TOTAL_ENVIRONMENT = "DLTK_SEARCH_TOTAL"
-
-
-def peak_memory_mib() -> float:
-    """This process's peak resident memory so far, in MiB."""
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def objective_of(config: RunConfig, space: SearchSpace) -> keras_tuner.Objective:
