@@ -286,7 +286,7 @@ def tune(
     chunked = (
         0 < trials_per_process < total
         and tuner_name != "hyperband"  # its budget is not a number of trials
-        and not (chief or worker)
+        and not tuning.distributed()
         and tuning.CHUNK_ENVIRONMENT not in os.environ
     )
     if chunked:
@@ -317,23 +317,30 @@ def tune(
             echo=click.echo,
         )
     if retrain_best and result is not None and result.results:
-        from dltoolkit import training
+        import yaml
 
-        refit = []
-        if config.task != "clustering":
-            # The best trial's epochs, on training and validation rows together.
-            epochs = int(result.results[0]["best_epoch"] or 0) + 1
-            refit = [
-                "train.refit_on_validation=true",
-                "train.early_stopping.patience=null",
-                f"train.epochs={epochs}",
-            ]
-        best = load_config(
-            recipe_name, [*overrides, *refit], [*override_files, result.directory / "best.yaml"]
+        from dltoolkit import training
+        from dltoolkit.search_space import flatten
+
+        # The winning trial's values over the user's settings, as in the trial itself; the
+        # refit's fixed epochs on training + validation rows over both.
+        best_file = result.directory / "best.yaml"
+        best = tuning.with_values(
+            load_config(recipe_name, overrides, override_files),
+            flatten(yaml.safe_load(best_file.read_text())),
         )
+        if config.task != "clustering":
+            best = tuning.with_values(
+                best,
+                {
+                    "train.refit_on_validation": True,
+                    "train.early_stopping.patience": None,
+                    "train.epochs": int(result.results[0]["best_epoch"] or 0) + 1,
+                },
+            )
         best = _apply_flags(best, data_source, seed, None)
         best.backend = config.backend
-        click.echo(f"retraining the best configuration ({result.directory / 'best.yaml'})")
+        click.echo(f"retraining the best configuration ({best_file})")
         training.run(best, echo=click.echo)
 
 

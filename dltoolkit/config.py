@@ -650,6 +650,12 @@ def _check_series(config: RunConfig, fail: typing.Callable[[str, Any, str], None
             [series.horizon, series.stride],
             "[1, 1] for task signal (the backtest trades every next day)",
         )
+    if series.target == "volatility" and config.train.loss is not None:
+        fail(
+            "train.loss",
+            config.train.loss,
+            "null for target volatility (the network outputs a log variance trained on QLIKE)",
+        )
     if series.cost_bps < 0:
         fail("data.series.cost_bps", series.cost_bps, "a cost >= 0 in basis points")
     if not series.features:

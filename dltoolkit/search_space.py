@@ -119,7 +119,7 @@ class Parameter:
 
 
 def _int_step(parameter: Parameter) -> int | None:
-    if parameter.sampling == "log":
+    if parameter.sampling != "linear":
         return None
     return int(parameter.step) if parameter.step else 1
 
@@ -268,10 +268,16 @@ def parse_parameter(
             "raise low or use sampling: linear."
         )
     step = spec.get("step")
+    if step is not None and sampling != "linear":
+        raise ConfigError(
+            f"{where}: step applies to linear sampling only; drop it or use sampling: linear."
+        )
     if step is not None and (not isinstance(step, (int, float)) or step <= 0 or step > high - low):
         raise ConfigError(
             f"{where}: step must be a positive number up to high - low, received {step!r}."
         )
+    if step is not None and kind == "int" and not float(step).is_integer():
+        raise ConfigError(f"{where}: an int range needs a whole step, received {step!r}.")
     return Parameter(path, kind, low=low, high=high, step=step, sampling=sampling, when=when)
 
 
@@ -309,3 +315,15 @@ def overrides_yaml(values: dict[str, Any], header: str) -> str:
         node[last] = value
     comment = "".join(f"# {line}\n" for line in header.splitlines())
     return comment + yaml.safe_dump(nested, sort_keys=False, width=100)
+
+
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as dotted ``{path: value}`` (the inverse of :func:`overrides_yaml`)."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat

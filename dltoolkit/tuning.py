@@ -39,6 +39,12 @@ CHUNK_ENVIRONMENT = "DLTK_SEARCH_CHUNK"
 TOTAL_ENVIRONMENT = "DLTK_SEARCH_TOTAL"
 
 
+def distributed() -> bool:
+    """Whether this process is part of a chief/worker search (KerasTuner's own rule: the
+    oracle's address is set)."""
+    return "KERASTUNER_ORACLE_IP" in os.environ
+
+
 def objective_of(config: RunConfig, space: SearchSpace) -> keras_tuner.Objective:
     """The space's objective, else the recipe's early-stopping monitor; the direction is
     the space's, else max for accuracies and AUCs and min otherwise."""
@@ -71,6 +77,10 @@ def check_space(config: RunConfig, space: SearchSpace) -> None:
     from dltoolkit.models.registry import builder_hyperparameters
     from dltoolkit.training import resolve
 
+    try:
+        space.sample(keras_tuner.HyperParameters())
+    except ValueError as error:
+        raise ConfigError(f"{space.source}: KerasTuner refuses the space: {error}") from None
     builder = config.model["builder"]
     model_keys = list(builder_hyperparameters(builder))
     for parameter in space.parameters:
@@ -230,6 +240,7 @@ def tuner_class(name: str) -> type:
             stats[trial.trial_id] = {
                 "seconds": round(seconds, 3),
                 "peak_memory_mib": peak_memory_mib(),
+                "process": os.getpid(),
             }
             write_text_atomic(stats_path, json.dumps(stats, indent=1))
             self._report(trial, seconds)
@@ -378,7 +389,7 @@ def search(
         + (f"{trials} trials" if tuner_name != "hyperband" else f"max {config.train.epochs} epochs")
     )
     runner.search(verbose=0)
-    if os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief":
+    if distributed() and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", ""):
         return SearchResult(directory, [], {}, objective.name, objective.direction)
     return summarise(directory, runner.oracle, space, objective, echo)
 
@@ -424,8 +435,11 @@ def summarise(
                 "trial": trial.trial_id,
                 **{path: values.get(path) for path in paths},
                 objective.name: trial.score,
-                "best_epoch": trial.best_step,
-                **stats.get(trial.trial_id, {"seconds": None, "peak_memory_mib": None}),
+                # Hyperband continues trials from an earlier one's epochs.
+                "best_epoch": trial.best_step
+                + trial.hyperparameters.values.get("tuner/initial_epoch", 0),
+                "seconds": stats.get(trial.trial_id, {}).get("seconds"),
+                "peak_memory_mib": stats.get(trial.trial_id, {}).get("peak_memory_mib"),
             }
         )
     if not rows:

@@ -204,6 +204,41 @@ def test_backtest_arithmetic_on_a_hand_made_series():
     assert hold["cumulative_return"] == pytest.approx(108.9 / 100 - 1)
 
 
+def test_baselines_never_use_days_after_the_window(tmp_path: Path):
+    """A shock on one test day changes no forecast made before that day."""
+    from dltoolkit.tasks.forecasting import return_baselines, variance_baselines
+
+    frame = prices(400)
+    path = write(tmp_path, frame)
+    shocked = frame.copy()
+    day = 360  # inside the test span
+    shocked.loc[day:, ["close", "high", "low"]] *= 1.25
+    other = write(tmp_path, shocked, "shocked.csv")
+    results = []
+    for source in (path, other):
+        for target in ("return", "volatility"):
+            config = series_config(source, target=target, horizon=3, features=["log_return"])
+            data = split_series(load_series(config), config)
+            found = return_baselines(data) if target == "return" else variance_baselines(data)
+            results.append((data, {b["name"]: b["predictions"] for b in found}))
+    for (data, clean), (_, shock) in ((results[0], results[2]), (results[1], results[3])):
+        before = data.ends_test < day  # windows that end before the shocked day
+        assert before.any() and not before.all()
+        for name in clean:
+            np.testing.assert_allclose(shock[name][before], clean[name][before], err_msg=name)
+            if name in ("last_return", "autoregression", "ewma_0.94", "historical_20d"):
+                # ...and the shock does reach the forecasts made after it: the test can fail.
+                assert not np.allclose(shock[name][~before], clean[name][~before]), name
+
+
+def test_too_few_windows_for_a_split_after_the_embargo(tmp_path: Path):
+    path = write(tmp_path, prices(200))
+    config = series_config(path, horizon=30, features=["log_return"])
+    config.validation_split = 0.1  # 16 validation windows, all within 30 days of the test
+    with pytest.raises(DataError, match="no validation window is left"):
+        split_series(load_series(config), config)
+
+
 def test_ewma_variance_matches_its_recursion():
     log_price = np.log(prices(80)["close"].to_numpy())
     squared = np.diff(log_price) ** 2
@@ -267,6 +302,8 @@ def test_bad_series_are_named_in_one_line(tmp_path: Path, change, settings, expe
          "one of return, volatility, direction"),
         ({"task": "forecasting", "data": {"split": "time", "series": {"lookback": 0}}},
          "data.series.lookback must be a positive integer"),
+        ({"task": "forecasting", "data": {"split": "time", "series": {"target": "volatility"}},
+          "train": {"loss": "mse"}}, "train.loss must be null for target volatility"),
     ],
 )  # fmt: skip
 def test_series_settings_are_checked(overrides: dict, expected: str):

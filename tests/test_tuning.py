@@ -104,6 +104,9 @@ def test_choices_of_lists_and_conditions(tmp_path: Path):
         ("model.units", {"int": [1.5, 4]}, "whole numbers"),
         ("model.dropout", {"uniform": [0, 1]}, "needs exactly one of int, float, choice, boolean"),
         ("model.units", {"choice": []}, "non-empty list"),
+        ("train.learning_rate", {"float": [0.001, 0.1], "sampling": "log", "step": 0.01},
+         "step applies to linear sampling only"),
+        ("model.units", {"int": [2, 10], "step": 2.5}, "needs a whole step"),
         ("data.lookback", {"int": [5, 10]}, "only model.* (builder hyperparameters) and train.*"),
         ("model.dropout", {"float": [0, 0.5], "when": {"model.cell": ["gru"]}},
          "not an earlier choice"),
@@ -236,6 +239,10 @@ def test_a_search_can_run_a_few_trials_per_process(workdir: Path):
     assert len(table) == 3 and table["trial"].is_unique
     assert (table["peak_memory_mib"] > 0).all() and table["seconds"].notna().all()
     assert "rank" in result.output  # the parent prints the ranked table
+    folder = workdir / "searches" / "mlp-regression" / "kerastuner"
+    stats = json.loads((folder / "trial_stats-tuner0.json").read_text())
+    processes = [stats[str(trial)]["process"] for trial in sorted(table["trial"])]
+    assert processes[0] == processes[1] != processes[2]  # 2 trials, then a fresh process
 
 
 def free_port() -> int:

@@ -281,11 +281,13 @@ def split_series(series: Series, config: DataConfig, fold: tuple[int, int] | Non
         (positions >= val_start) & (positions < test_start) & (last_target <= ends[test_start])
     ]
     test = positions[test_start:stop]
-    if len(train) < 1:
-        raise DataError(
-            f"data source {series.source!r}: no training window is left before the "
-            "validation span; use a longer series or a shorter horizon."
-        )
+    for name, rows in (("training", train), ("validation", validation), ("test", test)):
+        if len(rows) < 1:
+            raise DataError(
+                f"data source {series.source!r}: no {name} window is left once windows "
+                f"whose {horizon}-day targets straddle a split boundary are dropped; use a "
+                "longer series, larger split fractions or a shorter horizon."
+            )
     class_names = ["down", "up"] if settings.target == "direction" else []
     return SeriesSplits(
         x_train=x[train],

@@ -117,12 +117,15 @@ def _timed(function, *args) -> tuple[Any, float]:
 
 
 def return_baselines(data: Any) -> list[dict[str, Any]]:
-    """Random walk, last return and a linear autoregression, scored on the test windows."""
+    """Random walk, last return and a linear autoregression on the last ``lookback`` daily
+    returns (fitted on the training windows), scored on the test windows."""
     from sklearn.linear_model import LinearRegression
 
     log_price, horizon = data.series.log_price, data.horizon
     returns = daily_returns(log_price)
-    lags = data.lookback
+    # The lookback's daily returns, as far back as the first training window allows (a
+    # window without warm-up rows starts on the series' first day, which has no return).
+    lags = min(data.lookback, int(data.ends_train[0]))
 
     def lagged(ends: np.ndarray) -> np.ndarray:
         # The window's last ``lags`` daily returns, oldest first (days t-lags+1 .. t).
