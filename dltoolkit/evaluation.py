@@ -90,6 +90,8 @@ def predict_source(
     """
     written = written or {}
     model = load_model(model_path)
+    if written.get("task") in SERIES_TASKS:
+        return _predict_series(model, Path(model_path), source, batch_size, written)
     saved = features.load(Path(model_path).parent)
     if saved is None:
         x, identifiers = load_unlabelled(source, _data_config_for(model))
@@ -141,6 +143,50 @@ def predict_source(
             }
         )
     return rows
+
+
+def _predict_series(
+    model: keras.Model, model_path: Path, source: str, batch_size: int, written: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Forecasts from every window of a price series read like the run's training data:
+    one row per window, dated by its last day."""
+    from dltoolkit.data.series import cut_windows, load_series
+
+    config_path = model_path.parent / "config.yaml"
+    if not config_path.is_file():
+        raise DataError(
+            f"a series model needs its run's config.yaml beside it (column names, dates); "
+            f"{config_path} is missing."
+        )
+    config = load_config(config_path)
+    config.data.source = source
+    series = load_series(config.data)
+    head = written["data"]["series"]
+    rows = int(head["window_rows"])
+    if len(series.raw) < rows:
+        raise DataError(
+            f"{source!r} has {len(series.raw)} days; the model needs windows of {rows} days."
+        )
+    x, ends = cut_windows(series.raw, rows, 1)
+    outputs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), np.float64)
+    outputs = outputs.reshape(len(x))
+    dates = [str(day)[:10] for day in series.dates[ends]]
+    if written["task"] == "signal":
+        threshold = float(written.get("decision", {}).get("threshold", 0.5))
+        return [
+            {"date": d, "probability_up": float(p), "signal": int(p >= threshold)}
+            for d, p in zip(dates, outputs, strict=True)
+        ]
+    if head["target"] == "volatility":
+        return [
+            {"date": d, "variance": float(v), "volatility": float(np.sqrt(v))}
+            for d, v in zip(dates, outputs, strict=True)
+        ]
+    prices = series.raw[ends, 0]
+    return [
+        {"date": d, "log_return": float(r), "price": float(p * np.exp(r))}
+        for d, r, p in zip(dates, outputs, prices, strict=True)
+    ]
 
 
 def _encoded_table(source: str, space: Any, info: dict[str, Any]) -> tuple[np.ndarray, list[str]]:

@@ -436,3 +436,17 @@ def test_builtin_series_ship_inside_packages(name: str, days: int, first: str, l
     assert series.raw.shape == (days, 4)
     assert (str(series.dates[0])[:10], str(series.dates[-1])[:10]) == (first, last)
     assert series.roles == ["price", "high", "low", "volume"]
+
+
+def test_predict_forecasts_every_window_of_a_series(csv_run: Path, tmp_path: Path):
+    path = write(tmp_path, prices(400).iloc[-60:].reset_index(drop=True))
+    output = tmp_path / "forecasts.csv"
+    result = invoke("predict", str(csv_run), "--data", f"csv:{path}", "--output", str(output))
+    assert result.exit_code == 0, result.output
+    forecasts = pd.read_csv(output)
+    head = json.loads((csv_run / "metrics.json").read_text())["data"]["series"]
+    assert len(forecasts) == 60 - head["window_rows"] + 1  # the last one forecasts a new day
+    assert forecasts["date"].iloc[-1] == prices(400)["date"].iloc[-1]
+    last_prices = prices(400)["close"].to_numpy()[-len(forecasts) :]
+    expected = last_prices * np.exp(forecasts["log_return"].to_numpy())
+    np.testing.assert_allclose(forecasts["price"].to_numpy(), expected, rtol=1e-5)
