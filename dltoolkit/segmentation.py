@@ -71,12 +71,42 @@ def profiles(frame: pd.DataFrame, segments: np.ndarray, numeric: list[str]) -> l
     return result
 
 
+def fit_segments(
+    config: RunConfig,
+    model: keras.Model,
+    x: np.ndarray,
+    pretrain_epochs: int | None = None,
+    log: Callable[[str], None] | None = None,
+):
+    """DEC/IDEC on ``x`` as ``train.clustering`` says: pretraining for ``train.epochs``
+    (or ``pretrain_epochs``) with the configured optimizer, then self-training."""
+    from dltoolkit.models.dec import fit_dec
+    from dltoolkit.training import make_optimizer
+
+    settings = config.train.clustering
+    return fit_dec(
+        model,
+        x,
+        method=settings.method,
+        pretrain_epochs=pretrain_epochs or config.train.epochs,
+        pretrain_optimizer=make_optimizer(config),
+        pretrain_batch_size=config.train.batch_size,
+        batch_size=config.train.batch_size,
+        max_iterations=settings.max_iterations,
+        update_interval=settings.update_interval,
+        tolerance=settings.tolerance,
+        gamma=settings.gamma,
+        seed=config.seed,
+        log=log,
+    )
+
+
 def run_clustering(config: RunConfig, echo: Callable[[str], None] = print):
     """Train, score and export one ``clustering`` run (config already resolved)."""
     from sklearn.cluster import KMeans
 
-    from dltoolkit.models.dec import fit_dec, predict_clusters
-    from dltoolkit.training import RunResult, build_model, export_run, make_optimizer
+    from dltoolkit.models.dec import predict_clusters
+    from dltoolkit.training import RunResult, build_model, export_run
 
     keras.utils.set_random_seed(config.seed)
     data = load_table_dataset(config.data, config.seed, classes=False, labelled=False)
@@ -105,21 +135,7 @@ def run_clustering(config: RunConfig, echo: Callable[[str], None] = print):
     # === DEC / IDEC ===
     settings = config.train.clustering
     start = time.perf_counter()
-    history = fit_dec(
-        model,
-        x_fit,
-        method=settings.method,
-        pretrain_epochs=config.train.epochs,
-        pretrain_optimizer=make_optimizer(config),
-        pretrain_batch_size=config.train.batch_size,
-        batch_size=config.train.batch_size,
-        max_iterations=settings.max_iterations,
-        update_interval=settings.update_interval,
-        tolerance=settings.tolerance,
-        gamma=settings.gamma,
-        seed=config.seed,
-        log=echo if config.train.verbose else None,
-    )
+    history = fit_segments(config, model, x_fit, log=echo if config.train.verbose else None)
     train_seconds = time.perf_counter() - start
     segmenter = keras.Model(model.inputs, model.get_layer("clustering").output, name=model.name)
     segments_fit, segments_test = history.clusters, predict_clusters(model, data.x_test)

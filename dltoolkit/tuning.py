@@ -183,28 +183,15 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         """A ``clustering`` trial: DEC/IDEC fitted on the training rows (pretraining for
         ``train.epochs``, or Hyperband's epochs), scored by the silhouette of the
         validation rows assigned to its segments."""
-        from dltoolkit.models.dec import fit_dec, predict_clusters
-        from dltoolkit.segmentation import cluster_quality
-        from dltoolkit.training import build_model, make_optimizer
+        from dltoolkit.models.dec import predict_clusters
+        from dltoolkit.segmentation import cluster_quality, fit_segments
+        from dltoolkit.training import build_model
 
         config = self.trial_config(hp)
         keras.utils.set_random_seed(config.seed)
         model = build_model(config, self.data)
-        settings = config.train.clustering
-        fit_dec(
-            model,
-            self.data.x_train,
-            method=settings.method,
-            pretrain_epochs=int(hp.values.get("tuner/epochs", config.train.epochs)),
-            pretrain_optimizer=make_optimizer(config),
-            pretrain_batch_size=config.train.batch_size,
-            batch_size=config.train.batch_size,
-            max_iterations=settings.max_iterations,
-            update_interval=settings.update_interval,
-            tolerance=settings.tolerance,
-            gamma=settings.gamma,
-            seed=config.seed,
-        )
+        epochs = int(hp.values.get("tuner/epochs", config.train.epochs))
+        fit_segments(config, model, self.data.x_train, pretrain_epochs=epochs)
         segments = predict_clusters(model, self.data.x_val)
         quality = cluster_quality(self.data.x_val, segments, config.seed)
         return {f"val_{name}": value for name, value in quality.items()}
