@@ -16,16 +16,16 @@ from dltoolkit.models import MODELS
 
 def test_dense_conv_and_recurrent_layers_are_counted_by_hand():
     inputs = keras.Input((8, 8, 3))
-    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)  # 8*8 positions, 3x3x3 kernel
+    x = keras.layers.Conv2D(4, 3, padding="same", name="first")(inputs)  # 8*8 x 3x3x3
     x = keras.layers.BatchNormalization()(x)  # elementwise: not counted
-    x = keras.layers.Conv2D(5, 3)(x)  # 6*6 positions, 3x3x4 kernel
+    x = keras.layers.Conv2D(5, 3, name="second")(x)  # 6*6 positions, 3x3x4 kernel
     x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(2)(x)
+    outputs = keras.layers.Dense(2, name="head")(x)
     counted = forward_flops(keras.Model(inputs, outputs))
     assert counted["by_layer"] == {
-        "conv2d": 2 * 64 * 27 * 4,
-        "conv2d_1": 2 * 36 * 36 * 5,
-        "dense": 2 * 5 * 2,
+        "first": 2 * 64 * 27 * 4,
+        "second": 2 * 36 * 36 * 5,
+        "head": 2 * 5 * 2,
     }
     assert counted["not_counted"] == []
     sequence = keras.Input((10, 3))
