@@ -171,16 +171,15 @@ def daily_losses(config: RunConfig, data: SeriesSplits, predictions: np.ndarray)
     return (np.reshape(predictions, len(data.y_test)) - data.y_test) ** 2
 
 
-def compare(
-    config: RunConfig, data: SeriesSplits, outputs: np.ndarray, baselines: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """The network against the reference forecast (the random walk, GARCH(1,1) or
-    buy-and-hold) on the test span: the headline scores, a Diebold-Mariano test on the
-    daily losses, and one plain sentence."""
+def compare(config: RunConfig, data: SeriesSplits, result: dict[str, Any]) -> dict[str, Any]:
+    """The network (``result`` of :func:`train_and_score`) against the reference forecast
+    (the random walk, GARCH(1,1) or buy-and-hold) on the test span: the headline scores, a
+    Diebold-Mariano test on the daily losses, and one plain sentence."""
+    outputs, baselines = result["outputs"], result["baselines"]
     name, higher = headline(config)
     reference = {"sharpe": "buy_and_hold", "qlike": "garch_1_1"}.get(name, "random_walk")
     baseline = next(b for b in baselines if b["name"] == reference)
-    mine, theirs = _score(config, data, outputs)[name], baseline["test"][name]
+    mine, theirs = result["test"][name], baseline["test"][name]
     beats = mine > theirs if higher else mine < theirs
     test = diebold_mariano(
         daily_losses(config, data, outputs),
@@ -197,10 +196,6 @@ def compare(
         f"losses is {significance} at 5% (Diebold-Mariano p = {test['p_value']:.3f})."
     )
     return {"reference": reference, "beats": bool(beats), **test, "verdict": sentence}
-
-
-def _score(config: RunConfig, data: SeriesSplits, outputs: np.ndarray) -> dict[str, Any]:
-    return series_task(config).scores(data, outputs)
 
 
 def run_series(config: RunConfig, echo: Callable[[str], None] = print):
@@ -234,7 +229,7 @@ def run_series(config: RunConfig, echo: Callable[[str], None] = print):
         "task": config.task,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "test": result["test"],
-        "comparison": compare(config, data, result["outputs"], baselines),
+        "comparison": compare(config, data, result),
         "decision": {"threshold": 0.5} if config.task == "signal" else {},
         "baselines": [{k: v for k, v in b.items() if k != "predictions"} for b in baselines],
         **run_facts(config, fitted),
