@@ -17,7 +17,16 @@ from typing import Any
 import click
 
 from dltoolkit import __version__
-from dltoolkit.config import BACKENDS, RunConfig, load_config, read_yaml, recipe_names, recipe_path
+from dltoolkit.config import (
+    BACKENDS,
+    PRECISIONS,
+    STRATEGIES,
+    RunConfig,
+    load_config,
+    read_yaml,
+    recipe_names,
+    recipe_path,
+)
 from dltoolkit.errors import DltkError
 from dltoolkit.runs import read_run_metrics
 
@@ -80,10 +89,42 @@ def _run_options(function: Callable) -> Callable:
             type=click.Path(file_okay=False),
             help="Root folder for run directories (default: runs).",
         ),
+        click.option(
+            "--strategy",
+            type=click.Choice(STRATEGIES),
+            help="Distribution strategy (distribute.strategy): tf.distribute's on "
+            "TensorFlow, keras.distribution's data_parallel/model_parallel on JAX.",
+        ),
+        click.option(
+            "--mixed-precision",
+            type=click.Choice(PRECISIONS[1:]),
+            help="Compute in half precision with float32 weights (output layer float32).",
+        ),
+        click.option(
+            "--cluster",
+            type=click.Path(dir_okay=False),
+            help="multi_worker: YAML/JSON file {job: [host:port, ...]} (else TF_CONFIG/SLURM).",
+        ),
+        click.option("--task", metavar="TYPE:INDEX", help="This process in --cluster: worker:1."),
     ]
     for option in reversed(options):
         function = option(function)
-    return function
+
+    @functools.wraps(function)
+    def with_distribute_overrides(*args: Any, **kwargs: Any) -> Any:
+        # The distribute flags are --set overrides, so they reach every process a command
+        # starts (search chunks, launched workers) like any other override.
+        flags = {
+            "strategy": kwargs.pop("strategy"),
+            "precision": kwargs.pop("mixed_precision"),
+            "cluster": kwargs.pop("cluster"),
+            "task": kwargs.pop("task"),
+        }
+        extra = [f"distribute.{key}={value}" for key, value in flags.items() if value]
+        kwargs["overrides"] = (*kwargs["overrides"], *extra)
+        return function(*args, **kwargs)
+
+    return with_distribute_overrides
 
 
 def _apply_flags(
@@ -102,6 +143,9 @@ def _train(config: RunConfig, backend: str | None) -> None:
     from dltoolkit.backend import requested_backend, use_backend
 
     config.backend = use_backend(requested_backend(backend, config.backend))
+    from dltoolkit.distribute import prepare_environment
+
+    prepare_environment(config.distribute, config.backend)
     from dltoolkit import training
 
     training.run(config, echo=click.echo)
@@ -277,6 +321,9 @@ def tune(
                 KERASTUNER_ORACLE_PORT=address[1],
             )
     config.backend = use_backend(requested_backend(backend, config.backend))
+    from dltoolkit.distribute import prepare_environment
+
+    prepare_environment(config.distribute, config.backend)
     from dltoolkit import tuning
 
     tuner_name = tuner or parsed.tuner
@@ -345,6 +392,31 @@ def tune(
 
 
 # === dltk train / evaluate / export / predict ===
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Processes."
+)
+@click.option(
+    "--max-restarts",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Times to restart the cluster after a worker dies (training resumes from backup).",
+)
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@_one_line_errors
+def launch(workers: int, max_restarts: int, command: tuple[str, ...]) -> None:
+    """Train on local workers with strategy multi_worker, to try it out:
+    dltk launch --workers 2 recipe mlp-regression --set train.epochs=5. The chief (worker
+    0) writes the run; on a real cluster run the same dltk command on every machine with
+    TF_CONFIG, --cluster FILE --task worker:N, or under SLURM."""
+    from dltoolkit.launch import launch as launch_workers
+
+    status = launch_workers(command, workers, max_restarts, click.echo)
+    if status:
+        sys.exit(status if status > 0 else 1)
 
 
 @main.command()

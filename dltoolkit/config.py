@@ -223,6 +223,49 @@ class ExportConfig:
     directory: str = "saved_models"
 
 
+STRATEGIES = (
+    "off",
+    "one_device",
+    "mirrored",
+    "multi_worker",
+    "tpu",
+    "parameter_server",
+    "data_parallel",
+    "model_parallel",
+)
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+@dataclass
+class DistributeConfig:
+    """Where a run trains: one device, several local devices, or several machines.
+
+    ``strategy`` names an engine's own mechanism: tf.distribute's ``one_device``,
+    ``mirrored``, ``multi_worker``, ``tpu`` and ``parameter_server`` (TensorFlow backend),
+    keras.distribution's ``data_parallel`` and ``model_parallel`` (JAX backend). The
+    global batch is ``train.batch_size``; each of R replicas gets batch_size / R.
+    """
+
+    strategy: str = "off"
+    # mixed_float16 / mixed_bfloat16 compute in half precision with float32 weights; the
+    # output layer stays float32.
+    precision: str = "float32"
+    # Linear scaling rule: multiply train.learning_rate by the number of replicas.
+    scale_learning_rate: bool = False
+    # Split the host CPU into this many logical devices (TF) or XLA host devices (JAX), to
+    # try mirrored / data_parallel on a machine without accelerators.
+    cpu_devices: int | None = None
+    # multi_worker / parameter_server: a YAML or JSON file {job: [host:port, ...]} and this
+    # process's place in it as TYPE:INDEX (e.g. worker:1); without them TF_CONFIG, then
+    # SLURM's environment, describe the cluster.
+    cluster: str | None = None
+    task: str | None = None
+    # tpu: the TPU's name or grpc:// address ("" = the local TPU VM).
+    tpu: str = ""
+    # model_parallel: devices along the model axis of the (data, model) mesh.
+    model_shards: int = 2
+
+
 @dataclass
 class RunConfig:
     """Everything one run needs. ``model`` holds ``builder`` plus that builder's arguments."""
@@ -237,6 +280,7 @@ class RunConfig:
     model: dict[str, Any] = field(default_factory=lambda: {"builder": "cnn"})
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    distribute: DistributeConfig = field(default_factory=DistributeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict in declaration order."""
@@ -506,6 +550,7 @@ def _check_values(config: RunConfig) -> None:
         fail("backend", config.backend, "one of " + ", ".join(BACKENDS) + " (or null)")
     if config.task not in TASKS:
         fail("task", config.task, "one of " + ", ".join(TASKS))
+    _check_distribute(config.distribute, fail)
     data = config.data
     for key in ("validation_split", "test_split"):
         value = getattr(data, key)
@@ -665,4 +710,28 @@ def _check_series(config: RunConfig, fail: typing.Callable[[str, Any, str], None
             "train.class_weight and train.oversample",
             [config.train.class_weight, config.train.oversample],
             f"null for {config.task} (the days of a series are not resampled)",
+        )
+
+
+def _check_distribute(
+    distribute: DistributeConfig, fail: typing.Callable[[str, Any, str], None]
+) -> None:
+    if distribute.strategy not in STRATEGIES:
+        fail("distribute.strategy", distribute.strategy, "one of " + ", ".join(STRATEGIES))
+    if distribute.precision not in PRECISIONS:
+        fail("distribute.precision", distribute.precision, "one of " + ", ".join(PRECISIONS))
+    if distribute.cpu_devices is not None and distribute.cpu_devices < 1:
+        fail("distribute.cpu_devices", distribute.cpu_devices, "a positive integer or null")
+    if distribute.model_shards < 1:
+        fail("distribute.model_shards", distribute.model_shards, "a positive integer")
+    task = distribute.task
+    if task is not None:
+        kind, _, index = task.partition(":")
+        if kind not in ("chief", "worker", "ps", "evaluator") or not index.isdigit():
+            fail("distribute.task", task, "TYPE:INDEX with TYPE chief, worker or ps, e.g. worker:1")
+    if (distribute.cluster is None) != (task is None):
+        fail(
+            "distribute.cluster and distribute.task",
+            [distribute.cluster, task],
+            "set together (a cluster file and this process's TYPE:INDEX in it)",
         )

@@ -20,6 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from dltoolkit import distribute
 from dltoolkit.config import RunConfig
 from dltoolkit.data.series import SeriesSplits, load_series, split_series
 from dltoolkit.errors import ConfigError
@@ -96,10 +97,13 @@ def compile_series_model(model: keras.Model, config: RunConfig, steps_per_epoch:
 
 
 def new_model(config: RunConfig, data: SeriesSplits) -> keras.Model:
-    """The configured network, built from the seed and compiled."""
+    """The configured network, built from the seed and compiled (in the strategy's
+    scope)."""
     keras.utils.set_random_seed(config.seed)
-    model = build_series_model(config, data)
-    compile_series_model(model, config, math.ceil(len(data.x_train) / config.train.batch_size))
+    with distribute.current().scope():
+        model = build_series_model(config, data)
+        steps = math.ceil(len(data.x_train) / config.train.batch_size)
+        compile_series_model(model, config, steps)
     return model
 
 
@@ -200,11 +204,17 @@ def compare(config: RunConfig, data: SeriesSplits, result: dict[str, Any]) -> di
 
 def run_series(config: RunConfig, echo: Callable[[str], None] = print):
     """Train, score, plot and export one forecasting or signal run (config resolved)."""
-    from dltoolkit.training import RunResult, export_run, run_facts
+    from dltoolkit.training import RunResult, drop_backups, export_run, run_facts, worker_result
 
     series = load_series(config.data)
     data = split_series(series, config.data)
     model = new_model(config, data)  # bad model settings fail before anything is written
+    placement = distribute.current()
+    if not placement.chief:  # train what the chief trains, in the same order; write nothing
+        if config.data.folds:
+            walk_forward(config, series, echo)
+        fitted = train_and_score(config, data, None, config.train.verbose, model)["fitted"]
+        return worker_result(placement, fitted, echo)
     run_dir = create_run_dir(config.output_dir, config.name)
     write_text_atomic(run_dir / "config.yaml", config.to_yaml())
     echo(f"run directory: {run_dir}")
@@ -245,6 +255,7 @@ def run_series(config: RunConfig, echo: Callable[[str], None] = print):
     if config.data.folds:
         metrics["walk_forward"] = walk
     write_json(run_dir / "metrics.json", metrics)
+    drop_backups(config)
     name, _ = headline(config)
     echo(
         f"test {name} {_number(result['test'][name])} | baselines: "

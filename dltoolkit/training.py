@@ -6,7 +6,10 @@ Call :func:`run` after the Keras backend has been chosen (``dltoolkit.backend.us
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -16,6 +19,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from dltoolkit import distribute
 from dltoolkit.backend import library_versions
 from dltoolkit.config import SERIES_TASKS, RunConfig
 from dltoolkit.cost import EpochTimer, devices, forward_flops, peak_memory_mib
@@ -43,7 +47,7 @@ OPTIMIZERS = {
 class RunResult:
     """What a finished run produced."""
 
-    run_dir: Path
+    run_dir: Path | None  # None on a worker that is not the chief
     metrics: dict[str, Any]
     export_path: Path | None
 
@@ -66,6 +70,11 @@ def resolve(config: RunConfig) -> RunConfig:
         raise ConfigError(
             f"task {resolved.task} needs a sequence model, model.builder rnn or cnn; received "
             f"{resolved.model['builder']!r}."
+        )
+    if resolved.task == "clustering" and resolved.distribute.strategy != "off":
+        raise ConfigError(
+            "task clustering trains DEC/IDEC with its own loop on one device; set "
+            f"distribute.strategy=off (received {resolved.distribute.strategy!r})."
         )
     required = {"anomaly": "autoencoder", "clustering": "dec"}.get(resolved.task)
     if required is not None and resolved.model["builder"] != required:
@@ -159,10 +168,14 @@ def input_name_for(data: ArraySplits) -> str:
 
 
 def learning_rate(config: RunConfig, steps_per_epoch: int):
-    """The configured learning rate: a float, or a keras.optimizers.schedules schedule."""
+    """The configured learning rate: a float, or a keras.optimizers.schedules schedule;
+    times the number of replicas with ``distribute.scale_learning_rate``."""
     train, schedule = config.train, config.train.learning_rate_schedule
+    rate = train.learning_rate
+    if config.distribute.scale_learning_rate:
+        rate *= distribute.current().replicas
     if schedule.name == "constant":
-        return train.learning_rate
+        return rate
     steps = schedule.decay_steps or max(1, train.epochs * steps_per_epoch - schedule.warmup_steps)
     schedules = keras.optimizers.schedules
     if schedule.name == "cosine":
@@ -172,15 +185,13 @@ def learning_rate(config: RunConfig, steps_per_epoch: int):
                 0.0,
                 steps,
                 alpha=schedule.end_fraction,
-                warmup_target=train.learning_rate,
+                warmup_target=rate,
                 warmup_steps=schedule.warmup_steps,
             )
-        return schedules.CosineDecay(train.learning_rate, steps, alpha=schedule.end_fraction)
+        return schedules.CosineDecay(rate, steps, alpha=schedule.end_fraction)
     if schedule.name == "exponential":
-        return schedules.ExponentialDecay(train.learning_rate, steps, schedule.decay_rate)
-    return schedules.PolynomialDecay(
-        train.learning_rate, steps, end_learning_rate=train.learning_rate * schedule.end_fraction
-    )
+        return schedules.ExponentialDecay(rate, steps, schedule.decay_rate)
+    return schedules.PolynomialDecay(rate, steps, end_learning_rate=rate * schedule.end_fraction)
 
 
 def make_optimizer(config: RunConfig, steps_per_epoch: int = 1) -> keras.optimizers.Optimizer:
@@ -299,29 +310,81 @@ def fit(
     data: ArraySplits,
     callback_list: list[keras.callbacks.Callback],
     verbose: int,
+    echo: Callable[[str], None] = print,
 ) -> Fitted:
-    """``model.fit`` on the arrays the task trains on (the training split, plus the
-    validation split with ``train.refit_on_validation``; normal rows only for anomaly
-    detection), validated on the validation split's."""
+    """Train on the arrays the task trains on (the training split, plus the validation
+    split with ``train.refit_on_validation``; normal rows only for anomaly detection),
+    validated on the validation split's: ``model.fit``, or under multi_worker the
+    strategy's own loop (:func:`dltoolkit.distribute.fit_in_loop`)."""
     task = get_task(config.task)
     x_train, y_train, x_val, y_val = task.fit_arrays(data)
     if config.train.refit_on_validation:
         x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
+    weights = class_weights(config, data.y_train, data.num_classes)
+    placement = distribute.current()
     timer = EpochTimer()
     start = time.perf_counter()
-    history = model.fit(
-        x_train,
-        y_train,
-        validation_data=(x_val, y_val),
-        epochs=config.train.epochs,
-        batch_size=config.train.batch_size,
-        callbacks=[*callback_list, timer],
-        class_weight=class_weights(config, data.y_train, data.num_classes),
-        verbose=verbose,
-    )
+    placement.fits += 1
+    if placement.in_loop:
+        train: tuple = (x_train, y_train)
+        if weights is not None:
+            table = np.array([weights[index] for index in range(len(weights))], np.float32)
+            train = (x_train, y_train, table[np.asarray(y_train, dtype=np.int64)])
+        history = distribute.fit_in_loop(
+            model,
+            placement,
+            train,
+            (x_val, y_val),
+            config.train.epochs,
+            config.train.batch_size,
+            [*callback_list, timer],
+            verbose,
+            config.seed,
+            backup_dir(config) / f"fit-{placement.fits}",
+            echo,
+        )
+        model = _outside_strategy(model)
+    else:
+        history = model.fit(
+            x_train,
+            y_train,
+            validation_data=(x_val, y_val),
+            epochs=config.train.epochs,
+            batch_size=config.train.batch_size,
+            callbacks=[*callback_list, timer],
+            class_weight=weights,
+            verbose=verbose,
+        ).history
     train_seconds = time.perf_counter() - start
     trained = task.trained(model, data)
-    return Fitted(trained, history.history, train_seconds, len(x_train), timer.seconds)
+    return Fitted(trained, history, train_seconds, len(x_train), timer.seconds)
+
+
+def backup_dir(config: RunConfig) -> Path:
+    """Where a run that trains in a loop backs up every epoch (one folder per training,
+    ``fit-N``): named by the recipe and a hash of its resolved config (less this process's
+    place in the cluster), so the same command started again finds it. The chief removes
+    it when the run is complete (:func:`drop_backups`)."""
+    settings = dataclasses.replace(
+        config, distribute=dataclasses.replace(config.distribute, task=None, cluster=None)
+    )
+    digest = hashlib.sha256(settings.to_yaml().encode()).hexdigest()[:12]
+    return Path(config.output_dir) / ".backup" / f"{config.name}-{digest}"
+
+
+def drop_backups(config: RunConfig) -> None:
+    """Remove the run's backups once it is complete (the chief's job)."""
+    if distribute.current().in_loop:
+        shutil.rmtree(backup_dir(config), ignore_errors=True)
+
+
+def _outside_strategy(model: keras.Model) -> keras.Model:
+    """A copy of ``model`` whose variables live outside the strategy, for predicting and
+    saving like any other model."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        return keras.models.load_model(path)
 
 
 def run_facts(config: RunConfig, fitted: Fitted) -> dict[str, Any]:
@@ -347,6 +410,7 @@ def run_facts(config: RunConfig, fitted: Fitted) -> dict[str, Any]:
             "peak_memory_mib": peak_memory_mib(),
             "devices": devices(),
         },
+        "distribute": distribute.current().describe(),
         "backend": keras.backend.backend(),
         "versions": library_versions(),
         "seed": config.seed,
@@ -381,9 +445,10 @@ def cross_validate(config: RunConfig, echo: Callable[[str], None] = print) -> di
         keras.utils.set_random_seed(config.seed)
         data = load_table_dataset(config.data, config.seed, task.classes, fold=(index, count))
         data = oversampled(config, data)
-        model = build_model(config, data)
-        compile_model(model, config, steps_per_epoch(config, data))
-        fitted = fit(model, config, data, callbacks(config, None), verbose=0)
+        with distribute.current().scope():
+            model = build_model(config, data)
+            compile_model(model, config, steps_per_epoch(config, data))
+        fitted = fit(model, config, data, callbacks(config, None), 0, echo)
         scores = {"deep model": decide_and_score(config, fitted.model, data)[1]}
         for baseline in task.baselines(data, config.train.threshold, config.train.class_weight):
             scores[baseline["name"]] = baseline["test"]
@@ -416,6 +481,7 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     Everything that can fail on bad input (config, data, model arguments) is checked before
     the run directory is created, so a failed start leaves nothing behind.
     """
+    placement = distribute.activate(config)
     config = resolve(config)
     if config.task == "clustering":
         from dltoolkit.segmentation import run_clustering
@@ -433,8 +499,12 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     task = get_task(config.task)
     keras.utils.set_random_seed(config.seed)
     data = oversampled(config, prepare_data(config))
-    model = build_model(config, data)
-    compile_model(model, config, steps_per_epoch(config, data))
+    with placement.scope():
+        model = build_model(config, data)
+        compile_model(model, config, steps_per_epoch(config, data))
+    if not placement.chief:
+        fitted = fit(model, config, data, callbacks(config, None), config.train.verbose, echo)
+        return worker_result(placement, fitted, echo)
 
     run_dir = create_run_dir(config.output_dir, config.name)
     write_text_atomic(run_dir / "config.yaml", config.to_yaml())
@@ -458,7 +528,7 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     if config.data.folds:
         cross_validation = cross_validate(config, echo)
         keras.utils.set_random_seed(config.seed)
-    fitted = fit(model, config, data, callbacks(config, run_dir), config.train.verbose)
+    fitted = fit(model, config, data, callbacks(config, run_dir), config.train.verbose, echo)
     model = fitted.model
 
     decision, test_scores = decide_and_score(config, model, data)
@@ -489,12 +559,25 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
         metrics["data"]["numeric"] = data.table.numeric
         metrics["data"]["categorical"] = data.table.categorical
     write_json(run_dir / "metrics.json", metrics)
+    drop_backups(config)
     echo(_summary(metrics, task.summary))
 
     export_path = export_run(
         config, run_dir, metrics, echo, data.class_names, task=config.task, decision=decision
     )
     return RunResult(run_dir=run_dir, metrics=metrics, export_path=export_path)
+
+
+def worker_result(
+    placement: distribute.Placement, fitted: Fitted, echo: Callable[[str], None]
+) -> RunResult:
+    """What a worker other than the chief returns once training is done: the chief
+    evaluates, writes the run directory and exports."""
+    echo(
+        f"worker {placement.worker_index}: trained {len(fitted.history['loss'])} epochs; the "
+        "chief writes the run directory"
+    )
+    return RunResult(run_dir=None, metrics={}, export_path=None)
 
 
 def export_run(

@@ -136,7 +136,13 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         return self.build_config(self.trial_config(hp))
 
     def build_config(self, config: RunConfig) -> keras.Model:
-        """The compiled model of one trial's configuration."""
+        """The compiled model of one trial's configuration (in the strategy's scope)."""
+        from dltoolkit import distribute
+
+        with distribute.current().scope():
+            return self._build_config(config)
+
+    def _build_config(self, config: RunConfig) -> keras.Model:
         if config.task == "clustering":
             from dltoolkit.training import build_model
 
@@ -280,8 +286,15 @@ def prepare_search(
     """Everything a search needs before its first trial, checked: the resolved config,
     the space against it (every range end built once unless ``checked``), the resume
     state, and the data. Returns the hypermodel, the objective and the search folder."""
+    from dltoolkit import distribute
     from dltoolkit.training import prepare_data, resolve
 
+    if config.distribute.strategy == "multi_worker":
+        raise ConfigError(
+            "dltk tune spreads trials over machines with --chief/--worker; inside a trial use "
+            "distribute.strategy mirrored (TensorFlow) or data_parallel (JAX), not multi_worker."
+        )
+    distribute.activate(config)
     config = resolve(config)
     check_tuner(tuner)
     check_space(config, space)

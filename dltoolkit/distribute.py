@@ -1,0 +1,496 @@
+"""Where a run trains: tf.distribute strategies on TensorFlow, keras.distribution on JAX.
+
+Once per process, before Keras creates a variable, :func:`activate` turns
+``config.distribute`` into a :class:`Placement`: the engine's strategy or distribution,
+the number of replicas, and whether this process is the chief (the one that writes the
+run). Models are built and compiled inside ``placement.scope()``. ``training.fit`` then
+runs Keras' own ``fit`` (one_device, mirrored, tpu, data_parallel, model_parallel) or, for
+multi_worker, where Keras 3's ``fit`` fails (keras-team/keras#20585), :func:`fit_in_loop`:
+the same model's ``train_step``/``test_step`` under ``strategy.run`` with the same
+callbacks, backed up every epoch so a restarted cluster resumes.
+
+Strategies are an engine's own: nothing here moves tensors between devices itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dltoolkit.config import DistributeConfig, RunConfig, read_yaml
+from dltoolkit.errors import ConfigError, DltkError
+
+# The backends on which each strategy exists.
+SUPPORTED = {
+    "off": ("tensorflow", "jax", "torch"),
+    "one_device": ("tensorflow",),
+    "mirrored": ("tensorflow",),
+    "multi_worker": ("tensorflow",),
+    "tpu": ("tensorflow",),
+    "parameter_server": ("tensorflow",),
+    "data_parallel": ("jax",),
+    "model_parallel": ("jax",),
+}
+# Strategies whose training goes through fit_in_loop instead of model.fit.
+LOOP_STRATEGIES = ("multi_worker",)
+
+
+def check_backend(strategy: str, backend: str) -> None:
+    """Raise ConfigError unless ``strategy`` exists on ``backend``."""
+    backends = SUPPORTED[strategy]
+    if backend in backends:
+        return
+    others = [name for name, where in SUPPORTED.items() if backend in where]
+    raise ConfigError(
+        f"distribute.strategy {strategy!r} is not available on the {backend} backend; it "
+        f"runs on {' and '.join(backends)}. Use --backend {backends[0]}, or one of "
+        f"{', '.join(others)} on {backend}."
+    )
+
+
+def prepare_environment(distribute: DistributeConfig, backend: str) -> None:
+    """What must be in the environment before the engine starts: JAX's host device count
+    for ``cpu_devices``, and TF_CONFIG from a ``cluster`` file. Call before Keras is
+    imported (the CLI does); later it is too late for ``cpu_devices`` on JAX."""
+    check_backend(distribute.strategy, backend)
+    if backend == "jax" and distribute.cpu_devices:
+        flag = f"--xla_force_host_platform_device_count={distribute.cpu_devices}"
+        flags = os.environ.get("XLA_FLAGS", "")
+        if flag not in flags:
+            if "jax" in sys.modules and _jax_started():
+                raise DltkError(
+                    f"distribute.cpu_devices={distribute.cpu_devices} must be set before JAX "
+                    "starts; run it in a new process (the dltk command does this)."
+                )
+            os.environ["XLA_FLAGS"] = f"{flags} {flag}".strip()
+    if distribute.cluster is not None and distribute.task is not None:
+        kind, _, index = distribute.task.partition(":")
+        os.environ["TF_CONFIG"] = json.dumps(
+            {
+                "cluster": read_cluster(distribute.cluster),
+                "task": {"type": kind, "index": int(index)},
+            }
+        )
+
+
+def read_cluster(path: str) -> dict[str, list[str]]:
+    """A cluster file: a YAML/JSON mapping ``{job: [host:port, ...]}``."""
+    cluster = read_yaml(path)
+    if not cluster or not all(
+        isinstance(addresses, list) and all(isinstance(a, str) and ":" in a for a in addresses)
+        for addresses in cluster.values()
+    ):
+        raise ConfigError(
+            f"cluster file {path} must map each job to a list of host:port addresses, e.g. "
+            f"worker: [10.0.0.1:2222, 10.0.0.2:2222]; received {cluster!r}."
+        )
+    return cluster
+
+
+def _jax_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+
+        return bool(xla_bridge._backends)
+    except (ImportError, AttributeError):
+        return True
+
+
+@dataclasses.dataclass
+class Placement:
+    """The active strategy of this process and what a run needs to know about it."""
+
+    strategy: str
+    precision: str
+    replicas: int
+    workers: int = 1
+    worker_index: int = 0
+    chief: bool = True
+    engine: Any = None  # tf.distribute.Strategy or keras.distribution.Distribution
+    device_names: list[str] = dataclasses.field(default_factory=list)
+    fits: int = 0  # trainings started in this run (each in-loop one backs up on its own)
+
+    @property
+    def in_loop(self) -> bool:
+        """Whether training goes through :func:`fit_in_loop` instead of ``model.fit``."""
+        return self.strategy in LOOP_STRATEGIES
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """Build and compile inside this: a tf.distribute strategy's scope. (A JAX
+        distribution is set for the whole process by :func:`activate`.)"""
+        if self.engine is None or not hasattr(self.engine, "extended"):
+            yield
+        else:
+            with self.engine.scope():
+                yield
+
+    def describe(self) -> dict[str, Any]:
+        """For metrics.json: strategy, precision, replicas, workers and devices."""
+        return {
+            "strategy": self.strategy,
+            "precision": self.precision,
+            "replicas": self.replicas,
+            "workers": self.workers,
+            "devices": self.device_names,
+        }
+
+
+_ACTIVE: dict[tuple, Placement] = {}
+_OFF = Placement(strategy="off", precision="float32", replicas=1)
+_current: Placement = _OFF
+
+
+def current() -> Placement:
+    """The placement :func:`activate` set last (``off`` until then)."""
+    return _current
+
+
+def activate(config: RunConfig) -> Placement:
+    """Set this process's precision policy and strategy from ``config.distribute`` and
+    return the placement. Repeated calls with the same settings return the same one
+    (tf.distribute strategies and logical devices are made once per process)."""
+    global _current
+    import keras
+
+    distribute = config.distribute
+    backend = keras.backend.backend()
+    check_backend(distribute.strategy, backend)
+    keras.config.set_dtype_policy(distribute.precision)
+    key = (
+        distribute.strategy,
+        distribute.cpu_devices,
+        distribute.tpu,
+        distribute.model_shards,
+        os.environ.get("TF_CONFIG"),
+    )
+    if key not in _ACTIVE:
+        _ACTIVE[key] = _make(distribute, backend)
+    placement = dataclasses.replace(_ACTIVE[key], precision=distribute.precision)
+    if backend == "jax":
+        keras.distribution.set_distribution(placement.engine)
+    batch = config.train.batch_size
+    if batch % placement.replicas:
+        raise ConfigError(
+            f"train.batch_size {batch} (the global batch) does not split evenly over "
+            f"{placement.replicas} replicas of strategy {distribute.strategy}; use a "
+            f"multiple of {placement.replicas}."
+        )
+    _current = placement
+    return placement
+
+
+def _make(distribute: DistributeConfig, backend: str) -> Placement:
+    name = distribute.strategy
+    if name == "off":
+        return Placement(strategy="off", precision=distribute.precision, replicas=1)
+    if backend == "jax":
+        return _jax_placement(distribute)
+    return _tf_placement(distribute)
+
+
+def _tf_placement(distribute: DistributeConfig) -> Placement:
+    import tensorflow as tf
+
+    name = distribute.strategy
+    if name == "multi_worker":  # first: collectives are configured before TF starts
+        return _multi_worker_placement(tf, distribute)
+    if name == "tpu":
+        return _tpu_placement(tf, distribute)
+    if name == "parameter_server":
+        raise ConfigError(
+            "distribute.strategy parameter_server is not supported: Keras 3's fit has no "
+            "ClusterCoordinator support. Use multi_worker (synchronous data parallel over "
+            "the same cluster) instead."
+        )
+    if distribute.cpu_devices:
+        _split_cpu(tf, distribute.cpu_devices)
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if name == "one_device":
+        device = gpus[0] if gpus else cpus[0]
+        strategy = tf.distribute.OneDeviceStrategy(device)
+        return Placement(name, distribute.precision, 1, engine=strategy, device_names=[device])
+    devices = gpus or cpus
+    strategy = tf.distribute.MirroredStrategy(devices)
+    return Placement(
+        name, distribute.precision, strategy.num_replicas_in_sync, engine=strategy,
+        device_names=devices,
+    )  # fmt: skip
+
+
+def _multi_worker_placement(tf: Any, distribute: DistributeConfig) -> Placement:
+    resolver = _cluster_resolver(tf)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    cluster = resolver.cluster_spec().as_dict()
+    kind, index = resolver.task_type, int(resolver.task_id)
+    chief = kind == "chief" or (kind == "worker" and index == 0 and "chief" not in cluster)
+    workers = sum(len(cluster.get(job, [])) for job in ("chief", "worker"))
+    position = index + (1 if kind == "worker" and "chief" in cluster else 0)
+    local = [d.name for d in tf.config.list_logical_devices("GPU")] or [
+        d.name for d in tf.config.list_logical_devices("CPU")
+    ]
+    return Placement(
+        "multi_worker", distribute.precision, strategy.num_replicas_in_sync, workers=workers,
+        worker_index=position, chief=chief, engine=strategy, device_names=local,
+    )  # fmt: skip
+
+
+def _split_cpu(tf: Any, count: int) -> None:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    wanted = [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
+    if len(tf.config.get_logical_device_configuration(cpu) or []) == count:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, wanted)
+    except RuntimeError:
+        raise DltkError(
+            f"distribute.cpu_devices={count} must be set before TensorFlow starts; run it in "
+            "a new process (the dltk command does this)."
+        ) from None
+
+
+def _cluster_resolver(tf: Any) -> Any:
+    resolvers = tf.distribute.cluster_resolver
+    if os.environ.get("TF_CONFIG"):
+        resolver = resolvers.TFConfigClusterResolver()
+        if resolver.task_type is None:
+            raise ConfigError(
+                "TF_CONFIG names no task for this process; it needs "
+                '{"cluster": {...}, "task": {"type": "worker", "index": N}}.'
+            )
+        return resolver
+    if "SLURM_PROCID" in os.environ:
+        return resolvers.SlurmClusterResolver()
+    raise ConfigError(
+        "distribute.strategy multi_worker needs a cluster: set TF_CONFIG, pass --cluster FILE "
+        "--task worker:N, or run under SLURM; to try it on this machine, use "
+        "dltk launch --workers 2 recipe NAME."
+    )
+
+
+def _tpu_placement(tf: Any, distribute: DistributeConfig) -> Placement:
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=distribute.tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        strategy = tf.distribute.TPUStrategy(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DltkError(
+            f"distribute.strategy tpu found no TPU (tpu={distribute.tpu!r}: {reason}); run on a "
+            "Cloud TPU VM, or set distribute.tpu to the TPU's name or grpc:// address."
+        ) from None
+    devices = [d.name for d in tf.config.list_logical_devices("TPU")]
+    return Placement(
+        "tpu", distribute.precision, strategy.num_replicas_in_sync, engine=strategy,
+        device_names=devices,
+    )  # fmt: skip
+
+
+def _jax_placement(distribute: DistributeConfig) -> Placement:
+    import keras
+
+    dist = keras.distribution
+    if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES") or distribute.cluster:
+        _initialize_jax_processes(distribute)
+    devices = dist.list_devices()
+    if distribute.strategy == "data_parallel":
+        engine = dist.DataParallel(devices=devices)
+    else:
+        shards = distribute.model_shards
+        if len(devices) % shards:
+            raise ConfigError(
+                f"distribute.model_shards {shards} does not divide the {len(devices)} devices; "
+                f"choose a divisor of {len(devices)}."
+            )
+        mesh = dist.DeviceMesh((len(devices) // shards, shards), ["batch", "model"], devices)
+        engine = _shard_last_axis_class()(layout_map=dist.LayoutMap(mesh), batch_dim_name="batch")
+    import jax
+
+    return Placement(
+        distribute.strategy, distribute.precision, len(devices) // _model_axis(distribute),
+        workers=jax.process_count(), worker_index=jax.process_index(),
+        chief=jax.process_index() == 0, engine=engine, device_names=list(devices),
+    )  # fmt: skip
+
+
+def _model_axis(distribute: DistributeConfig) -> int:
+    return distribute.model_shards if distribute.strategy == "model_parallel" else 1
+
+
+def _initialize_jax_processes(distribute: DistributeConfig) -> None:
+    import keras
+
+    if distribute.cluster is None:
+        keras.distribution.initialize()  # KERAS_DISTRIBUTION_* environment variables
+        return
+    addresses = [a for job in read_cluster(distribute.cluster).values() for a in job]
+    index = str(distribute.task).partition(":")[2]
+    keras.distribution.initialize(",".join(addresses), len(addresses), int(index))
+
+
+def _shard_last_axis_class() -> type:
+    import keras
+
+    class _ShardLastAxis(keras.distribution.ModelParallel):
+        """Model parallelism without a hand-written layout map: every weight of rank >= 2
+        whose last axis the model axis divides is split along that axis (a Dense kernel by
+        output units, a convolution kernel by filters); the rest is replicated."""
+
+        def get_variable_layout(self, variable: Any) -> Any:
+            shards = self.device_mesh.shape[self.device_mesh.axis_names.index("model")]
+            shape = tuple(variable.shape)
+            if len(shape) >= 2 and shape[-1] % shards == 0:
+                spec = [None] * (len(shape) - 1) + ["model"]
+                return keras.distribution.TensorLayout(spec, self.device_mesh)
+            return super().get_variable_layout(variable)
+
+    return _ShardLastAxis
+
+
+# === The multi-worker training loop ===
+
+
+def fit_in_loop(
+    model: Any,
+    placement: Placement,
+    train: tuple,
+    validation: tuple,
+    epochs: int,
+    batch_size: int,
+    callbacks: list,
+    verbose: int,
+    seed: int,
+    backup_dir: Path | None,
+    echo: Any = print,
+) -> dict[str, list[float]]:
+    """Train ``model`` (built and compiled in ``placement.scope()``) with its own
+    ``train_step`` and ``test_step`` under ``strategy.run``; return the history.
+
+    ``train`` and ``validation`` are ``(x, y)`` or ``(x, y, sample_weight)``. Every epoch
+    is shuffled with ``seed + epoch`` and split into global batches of ``batch_size``
+    (each worker takes its replicas' share), so the run does not depend on the number of
+    workers, and a resumed run sees the same batches as an uninterrupted one. At the end
+    of every epoch the chief backs the model and optimizer up into ``backup_dir``; a
+    cluster started again with the same command resumes from there.
+    """
+    import keras
+    import tensorflow as tf
+
+    strategy = placement.engine
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+
+    def batches(arrays: tuple, shuffle_seed: int | None) -> Any:
+        data = tf.data.Dataset.from_tensor_slices(arrays)
+        if shuffle_seed is not None:
+            data = data.shuffle(len(arrays[0]), seed=shuffle_seed, reshuffle_each_iteration=False)
+        return strategy.experimental_distribute_dataset(
+            data.batch(batch_size).prefetch(2).with_options(options)
+        )
+
+    @tf.function(reduce_retracing=True)
+    def train_step(batch: Any) -> None:
+        strategy.run(model.train_step, args=(batch,))
+
+    @tf.function(reduce_retracing=True)
+    def test_step(batch: Any) -> None:
+        strategy.run(model.test_step, args=(batch,))
+
+    def results() -> dict[str, float]:
+        return {key: float(value) for key, value in model.get_metrics_result().items()}
+
+    history = keras.callbacks.History()
+    steps = -(-len(train[0]) // batch_size)
+    callback_list = keras.callbacks.CallbackList(
+        [*callbacks, history], add_progbar=verbose == 1, model=model, verbose=verbose,
+        epochs=epochs, steps=steps,
+    )  # fmt: skip
+    start, past = _restore(model, backup_dir, strategy)
+    if start:
+        echo(f"resumed from the backup of epoch {start} in {backup_dir}")
+    model.stop_training = False
+    callback_list.on_train_begin()
+    history.history = {key: list(values) for key, values in past.items()}
+    validation_data = batches(validation, None)
+    logs: dict[str, float] = {}
+    for epoch in range(start, epochs):
+        model.reset_metrics()
+        callback_list.on_epoch_begin(epoch)
+        for step, batch in enumerate(batches(train, seed + epoch)):
+            callback_list.on_train_batch_begin(step)
+            train_step(batch)
+            callback_list.on_train_batch_end(step)
+        logs = results()
+        model.reset_metrics()
+        for batch in validation_data:
+            test_step(batch)
+        logs.update({f"val_{key}": value for key, value in results().items()})
+        callback_list.on_epoch_end(epoch, logs)
+        if verbose == 2 and placement.chief:
+            shown = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
+            echo(f"Epoch {epoch + 1}/{epochs} - {shown}")
+        if placement.chief and backup_dir is not None:
+            _backup(model, backup_dir, epoch + 1, history.history)
+        if model.stop_training:
+            break
+    callback_list.on_train_end(logs)
+    return history.history
+
+
+def _backup(model: Any, backup_dir: Path, epochs_done: int, history: dict) -> None:
+    """Write model weights, optimizer variables and the epoch count into a fresh folder,
+    then swap it in, so a crash leaves either the old backup or the new one whole."""
+    fresh = backup_dir.with_name(f"{backup_dir.name}.writing-{os.getpid()}")
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(parents=True)
+    model.save_weights(fresh / "model.weights.h5")
+    np.savez(fresh / "optimizer.npz", *[np.asarray(v) for v in model.optimizer.variables])
+    (fresh / "state.json").write_text(json.dumps({"epochs_done": epochs_done, "history": history}))
+    old = backup_dir.with_name(f"{backup_dir.name}.old-{os.getpid()}")
+    if backup_dir.exists():
+        backup_dir.rename(old)
+    fresh.rename(backup_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _restore(model: Any, backup_dir: Path | None, strategy: Any) -> tuple[int, dict]:
+    """Load the backup in ``backup_dir`` if there is one; every worker must find the same
+    epoch (the backup lives where the chief writes it, so it must be shared storage)."""
+    import tensorflow as tf
+
+    epochs_done, history = 0, {}
+    state = backup_dir / "state.json" if backup_dir is not None else None
+    if state is not None and state.exists():
+        saved = json.loads(state.read_text())
+        epochs_done, history = int(saved["epochs_done"]), saved["history"]
+        model.load_weights(backup_dir / "model.weights.h5")
+        model.optimizer.build(model.trainable_variables)
+        with np.load(backup_dir / "optimizer.npz") as arrays:
+            values = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+        for variable, value in zip(model.optimizer.variables, values, strict=True):
+            variable.assign(value)
+    # Sums of e and e*e over the R replicas: equal values iff R * sum(e*e) == sum(e)**2.
+    replicas = strategy.num_replicas_in_sync
+    mine = tf.constant([epochs_done, epochs_done**2], tf.int64)
+    summed = tf.function(
+        lambda: strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: mine), axis=None)
+    )
+    total, squares = summed().numpy()
+    if replicas * squares != total**2:
+        raise DltkError(
+            f"workers disagree on where to resume (this one at epoch {epochs_done}, the mean "
+            f"{total / replicas:.1f}); the backup in {backup_dir} must be on storage every "
+            "worker sees."
+        )
+    return epochs_done, history
