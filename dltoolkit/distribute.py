@@ -126,13 +126,21 @@ class Placement:
 
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:
-        """Build and compile inside this: a tf.distribute strategy's scope. (A JAX
-        distribution is set for the whole process by :func:`activate`.)"""
-        if self.engine is None or not hasattr(self.engine, "extended"):
-            yield
-        else:
-            with self.engine.scope():
+        """Build and compile models inside this: the precision policy, and a tf.distribute
+        strategy's scope. (A JAX distribution is set for the whole process by
+        :func:`activate`.) Data preprocessing built outside stays float32."""
+        import keras
+
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.precision)
+        try:
+            if self.engine is None or not hasattr(self.engine, "extended"):
                 yield
+            else:
+                with self.engine.scope():
+                    yield
+        finally:
+            keras.config.set_dtype_policy(previous)
 
     def describe(self) -> dict[str, Any]:
         """For metrics.json: strategy, precision, replicas, workers and devices."""
@@ -165,7 +173,6 @@ def activate(config: RunConfig) -> Placement:
     distribute = config.distribute
     backend = keras.backend.backend()
     check_backend(distribute.strategy, backend)
-    keras.config.set_dtype_policy(distribute.precision)
     key = (
         distribute.strategy,
         distribute.cpu_devices,
@@ -475,7 +482,8 @@ def _restore(model: Any, backup_dir: Path | None, strategy: Any) -> tuple[int, d
         saved = json.loads(state.read_text())
         epochs_done, history = int(saved["epochs_done"]), saved["history"]
         model.load_weights(backup_dir / "model.weights.h5")
-        model.optimizer.build(model.trainable_variables)
+        with strategy.scope():
+            model.optimizer.build(model.trainable_variables)
         with np.load(backup_dir / "optimizer.npz") as arrays:
             values = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
         for variable, value in zip(model.optimizer.variables, values, strict=True):

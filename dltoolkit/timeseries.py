@@ -66,8 +66,10 @@ def build_series_model(config: RunConfig, data: SeriesSplits) -> keras.Model:
     """The configured builder on raw windows: features, then normalisation adapted on the
     training windows, then the network."""
     builder_name = config.model["builder"]
-    features = SeriesFeatures(data.series.roles, data.features, data.lookback, name="features")
-    normalization = keras.layers.Normalization(axis=-1, name="normalization")
+    features = SeriesFeatures(
+        data.series.roles, data.features, data.lookback, dtype="float32", name="features"
+    )
+    normalization = keras.layers.Normalization(axis=-1, dtype="float32", name="normalization")
     normalization.adapt(window_features(data, data.x_train))
     preprocessing = keras.Sequential([features, normalization], name="preprocessing")
     hyperparameters = {key: value for key, value in config.model.items() if key != "builder"}

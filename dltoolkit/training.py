@@ -71,10 +71,13 @@ def resolve(config: RunConfig) -> RunConfig:
             f"task {resolved.task} needs a sequence model, model.builder rnn or cnn; received "
             f"{resolved.model['builder']!r}."
         )
-    if resolved.task == "clustering" and resolved.distribute.strategy != "off":
+    if resolved.task == "clustering" and (
+        resolved.distribute.strategy != "off" or resolved.distribute.precision != "float32"
+    ):
         raise ConfigError(
-            "task clustering trains DEC/IDEC with its own loop on one device; set "
-            f"distribute.strategy=off (received {resolved.distribute.strategy!r})."
+            "task clustering trains DEC/IDEC with its own loop on one device in float32; set "
+            f"distribute.strategy=off and distribute.precision=float32 (received "
+            f"{resolved.distribute.strategy!r}, {resolved.distribute.precision!r})."
         )
     required = {"anomaly": "autoencoder", "clustering": "dec"}.get(resolved.task)
     if required is not None and resolved.model["builder"] != required:
@@ -142,7 +145,7 @@ def build_model(config: RunConfig, data: ArraySplits) -> keras.Model:
     hyperparameters = {key: value for key, value in config.model.items() if key != "builder"}
     preprocessing = None
     if data.feature_space is None:
-        preprocessing = keras.layers.Normalization(axis=-1, name="normalization")
+        preprocessing = keras.layers.Normalization(axis=-1, dtype="float32", name="normalization")
         preprocessing.adapt(data.x_train)
     builder = MODELS.get(config.model["builder"])
     return builder(
