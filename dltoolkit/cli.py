@@ -405,16 +405,26 @@ def tune(
     show_default=True,
     help="Times to restart the cluster after a worker dies (training resumes from backup).",
 )
+@click.option(
+    "--parameter-servers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="With K > 0: strategy parameter_server with a chief, the workers and K ps tasks.",
+)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @_one_line_errors
-def launch(workers: int, max_restarts: int, command: tuple[str, ...]) -> None:
-    """Train on local workers with strategy multi_worker, to try it out:
-    dltk launch --workers 2 recipe mlp-regression --set train.epochs=5. The chief (worker
-    0) writes the run; on a real cluster run the same dltk command on every machine with
-    TF_CONFIG, --cluster FILE --task worker:N, or under SLURM."""
+def launch(
+    workers: int, max_restarts: int, parameter_servers: int, command: tuple[str, ...]
+) -> None:
+    """Train on a cluster of local processes, to try it out: dltk launch --workers 2
+    recipe mlp-regression --set train.epochs=5 (strategy multi_worker; worker 0 writes
+    the run), or with --parameter-servers 1 (strategy parameter_server; the chief writes
+    it). On a real cluster run the same dltk command on every machine with TF_CONFIG,
+    --cluster FILE --task TYPE:N, or under SLURM."""
     from dltoolkit.launch import launch as launch_workers
 
-    status = launch_workers(command, workers, max_restarts, click.echo)
+    status = launch_workers(command, workers, max_restarts, click.echo, parameter_servers)
     if status:
         sys.exit(status if status > 0 else 1)
 

@@ -41,7 +41,7 @@ SUPPORTED = {
     "model_parallel": ("jax",),
 }
 # Strategies whose training goes through fit_in_loop instead of model.fit.
-LOOP_STRATEGIES = ("multi_worker",)
+LOOP_STRATEGIES = ("multi_worker", "parameter_server")
 
 
 def check_backend(strategy: str, backend: str) -> None:
@@ -118,6 +118,7 @@ class Placement:
     engine: Any = None  # tf.distribute.Strategy or keras.distribution.Distribution
     device_names: list[str] = dataclasses.field(default_factory=list)
     fits: int = 0  # trainings started in this run (each in-loop one backs up on its own)
+    coordinator: Any = None  # parameter_server: the ClusterCoordinator that schedules steps
 
     @property
     def in_loop(self) -> bool:
@@ -214,11 +215,7 @@ def _tf_placement(distribute: DistributeConfig) -> Placement:
     if name == "tpu":
         return _tpu_placement(tf, distribute)
     if name == "parameter_server":
-        raise ConfigError(
-            "distribute.strategy parameter_server is not supported: Keras 3's fit has no "
-            "ClusterCoordinator support. Use multi_worker (synchronous data parallel over "
-            "the same cluster) instead."
-        )
+        return _parameter_server_placement(tf, distribute)
     if distribute.cpu_devices:
         _split_cpu(tf, distribute.cpu_devices)
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
@@ -252,6 +249,36 @@ def _multi_worker_placement(tf: Any, distribute: DistributeConfig) -> Placement:
     )  # fmt: skip
 
 
+def _parameter_server_placement(tf: Any, distribute: DistributeConfig) -> Placement:
+    """The coordinator (the ``chief`` task) gets the strategy; a ``worker`` or ``ps`` task
+    serves its part of the cluster until it is stopped, and never returns."""
+    resolver = _cluster_resolver(tf, "parameter_server")
+    cluster = resolver.cluster_spec().as_dict()
+    if not cluster.get("ps") or not cluster.get("chief"):
+        raise ConfigError(
+            "distribute.strategy parameter_server needs a cluster with a chief, workers and at "
+            f"least one ps task; received jobs {sorted(cluster)}. Try it locally with dltk "
+            "launch --workers 2 --parameter-servers 1 recipe NAME."
+        )
+    if resolver.task_type in ("worker", "ps"):
+        server = tf.distribute.Server(
+            resolver.cluster_spec(), job_name=resolver.task_type,
+            task_index=int(resolver.task_id), protocol=resolver.rpc_layer or "grpc", start=True,
+        )  # fmt: skip
+        print(f"{resolver.task_type} {resolver.task_id}: serving the cluster", flush=True)
+        server.join()  # until the process is stopped
+    strategy = tf.distribute.ParameterServerStrategy(resolver)
+    coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+    # Each step is one worker's batch of train.batch_size, applied asynchronously: one
+    # replica in the sense of the global batch and the learning-rate scaling rule.
+    return Placement(
+        "parameter_server", distribute.precision, 1, workers=len(cluster["worker"]),
+        engine=strategy, coordinator=coordinator,
+        device_names=[f"/job:{job}/task:{i}" for job in ("worker", "ps")
+                      for i in range(len(cluster[job]))],
+    )  # fmt: skip
+
+
 def _split_cpu(tf: Any, count: int) -> None:
     cpu = tf.config.list_physical_devices("CPU")[0]
     wanted = [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
@@ -266,7 +293,7 @@ def _split_cpu(tf: Any, count: int) -> None:
         ) from None
 
 
-def _cluster_resolver(tf: Any) -> Any:
+def _cluster_resolver(tf: Any, strategy: str = "multi_worker") -> Any:
     resolvers = tf.distribute.cluster_resolver
     if os.environ.get("TF_CONFIG"):
         resolver = resolvers.TFConfigClusterResolver()
@@ -279,7 +306,7 @@ def _cluster_resolver(tf: Any) -> Any:
     if "SLURM_PROCID" in os.environ:
         return resolvers.SlurmClusterResolver()
     raise ConfigError(
-        "distribute.strategy multi_worker needs a cluster: set TF_CONFIG, pass --cluster FILE "
+        f"distribute.strategy {strategy} needs a cluster: set TF_CONFIG, pass --cluster FILE "
         "--task worker:N, or run under SLURM; to try it on this machine, use "
         "dltk launch --workers 2 recipe NAME."
     )
@@ -394,6 +421,11 @@ def fit_in_loop(
     import keras
     import tensorflow as tf
 
+    if placement.coordinator is not None:
+        return _fit_coordinated(
+            model, placement, train, validation, epochs, batch_size, callbacks, verbose, seed,
+            backup_dir, echo,
+        )  # fmt: skip
     strategy = placement.engine
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -455,6 +487,99 @@ def fit_in_loop(
     return history.history
 
 
+def _fit_coordinated(
+    model: Any,
+    placement: Placement,
+    train: tuple,
+    validation: tuple,
+    epochs: int,
+    batch_size: int,
+    callbacks: list,
+    verbose: int,
+    seed: int,
+    backup_dir: Path | None,
+    echo: Any,
+) -> dict[str, list[float]]:
+    """parameter_server: the coordinator schedules ceil(rows / batch_size) steps an epoch
+    on whichever worker is free; each step applies one worker's batch to the variables on
+    the parameter servers (asynchronously). The logged ``loss`` is the mean of the steps'
+    losses; validation metrics come from a copy of the model on the coordinator."""
+    import keras
+    import tensorflow as tf
+
+    strategy, coordinator = placement.engine, placement.coordinator
+
+    def dataset_fn(_context: Any = None) -> Any:
+        data = tf.data.Dataset.from_tensor_slices(train)
+        data = data.shuffle(len(train[0]), seed=seed, reshuffle_each_iteration=True)
+        return data.repeat().batch(batch_size).prefetch(2)
+
+    iterator = iter(coordinator.create_per_worker_dataset(dataset_fn))
+
+    @tf.function
+    def train_step(iterator: Any) -> Any:
+        def step(batch: Any) -> Any:
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+            with tf.GradientTape() as tape:
+                y_pred = model(x, training=True)
+                loss = model.compute_loss(
+                    x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+                )
+                scaled = model.optimizer.scale_loss(loss)
+            gradients = tape.gradient(scaled, model.trainable_variables)
+            model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+            return loss
+
+        return strategy.run(step, args=(next(iterator),))
+
+    history = keras.callbacks.History()
+    steps = -(-len(train[0]) // batch_size)
+    callback_list = keras.callbacks.CallbackList(
+        [*callbacks, history], model=model, verbose=verbose, epochs=epochs, steps=steps
+    )
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+    start, past = _restore(model, backup_dir, None)
+    if start:
+        echo(f"resumed from the backup of epoch {start} in {backup_dir}")
+    local = local_copy(model)
+    model.stop_training = False
+    callback_list.on_train_begin()
+    history.history = {key: list(values) for key, values in past.items()}
+    logs: dict[str, float] = {}
+    for epoch in range(start, epochs):
+        callback_list.on_epoch_begin(epoch)
+        losses = [coordinator.schedule(train_step, args=(iterator,)) for _ in range(steps)]
+        coordinator.join()
+        logs = {"loss": float(np.mean([loss.fetch() for loss in losses]))}
+        local.set_weights(model.get_weights())
+        scores = local.evaluate(*validation, batch_size=batch_size, verbose=0, return_dict=True)
+        logs.update({f"val_{key}": float(value) for key, value in scores.items()})
+        callback_list.on_epoch_end(epoch, logs)
+        if verbose == 2:
+            shown = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
+            echo(f"Epoch {epoch + 1}/{epochs} - {shown}")
+        if backup_dir is not None:
+            _backup(model, backup_dir, epoch + 1, history.history)
+        if model.stop_training:
+            break
+    callback_list.on_train_end(logs)
+    return history.history
+
+
+def local_copy(model: Any) -> Any:
+    """A copy of ``model``, compiled the same way, whose variables live outside any
+    strategy (on this process only), for evaluating, predicting and saving."""
+    import tempfile
+
+    import keras
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        return keras.models.load_model(path)
+
+
 def _backup(model: Any, backup_dir: Path, epochs_done: int, history: dict) -> None:
     """Write model weights, optimizer variables and the epoch count into a fresh folder,
     then swap it in, so a crash leaves either the old backup or the new one whole."""
@@ -472,8 +597,9 @@ def _backup(model: Any, backup_dir: Path, epochs_done: int, history: dict) -> No
 
 
 def _restore(model: Any, backup_dir: Path | None, strategy: Any) -> tuple[int, dict]:
-    """Load the backup in ``backup_dir`` if there is one; every worker must find the same
-    epoch (the backup lives where the chief writes it, so it must be shared storage)."""
+    """Load the backup in ``backup_dir`` if there is one; under multi_worker every worker
+    must find the same epoch (the backup lives where the chief writes it, so it must be
+    shared storage). ``strategy`` None: only this process trains (parameter_server)."""
     import tensorflow as tf
 
     epochs_done, history = 0, {}
@@ -482,12 +608,14 @@ def _restore(model: Any, backup_dir: Path | None, strategy: Any) -> tuple[int, d
         saved = json.loads(state.read_text())
         epochs_done, history = int(saved["epochs_done"]), saved["history"]
         model.load_weights(backup_dir / "model.weights.h5")
-        with strategy.scope():
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
             model.optimizer.build(model.trainable_variables)
         with np.load(backup_dir / "optimizer.npz") as arrays:
             values = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
         for variable, value in zip(model.optimizer.variables, values, strict=True):
             variable.assign(value)
+    if strategy is None:
+        return epochs_done, history
     # Sums of e and e*e over the R replicas: equal values iff R * sum(e*e) == sum(e)**2.
     replicas = strategy.num_replicas_in_sync
     mine = tf.constant([epochs_done, epochs_done**2], tf.int64)

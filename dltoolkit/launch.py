@@ -1,10 +1,13 @@
-"""``dltk launch``: a multi_worker cluster of local processes, for trying one out.
+"""``dltk launch``: a cluster of local processes, for trying multi_worker or
+parameter_server training on one machine.
 
-Each worker is ``python -m dltoolkit COMMAND ... --strategy multi_worker`` with its own
-TF_CONFIG on 127.0.0.1. Their output is shown line by line, prefixed with the worker. If a
-worker dies, the others cannot go on (every step is a collective over all of them), so
-the launcher stops them and starts the whole cluster again, up to ``max_restarts`` times;
-the workers resume from the chief's last end-of-epoch backup.
+Each process is ``python -m dltoolkit COMMAND ... --strategy S`` with its own TF_CONFIG on
+127.0.0.1: N workers (multi_worker), or a chief, N workers and K parameter servers
+(parameter_server). Their output is shown line by line, prefixed with the task. If a
+process dies, the launcher stops the others and starts the whole cluster again, up to
+``max_restarts`` times; training resumes from the chief's last end-of-epoch backup. The
+launch is done when every worker has finished (multi_worker) or the chief has
+(parameter_server; workers and parameter servers serve until they are stopped).
 """
 
 from __future__ import annotations
@@ -35,12 +38,25 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def cluster_configs(ports: Sequence[int]) -> list[str]:
-    """TF_CONFIG for each of the local workers listening on ``ports``."""
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+def cluster_tasks(workers: int, parameter_servers: int = 0) -> list[tuple[str, int]]:
+    """The tasks of a local cluster, the one that writes the run first."""
+    if not parameter_servers:
+        return [("worker", index) for index in range(workers)]
     return [
-        json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        for index in range(len(ports))
+        ("chief", 0),
+        *[("worker", index) for index in range(workers)],
+        *[("ps", index) for index in range(parameter_servers)],
+    ]
+
+
+def cluster_configs(tasks: Sequence[tuple[str, int]], ports: Sequence[int]) -> list[str]:
+    """TF_CONFIG for each task, the tasks listening on ``ports`` of 127.0.0.1."""
+    cluster: dict[str, list[str]] = {}
+    for (kind, _), port in zip(tasks, ports, strict=True):
+        cluster.setdefault(kind, []).append(f"127.0.0.1:{port}")
+    return [
+        json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}})
+        for kind, index in tasks
     ]
 
 
@@ -49,9 +65,10 @@ def launch(
     workers: int,
     max_restarts: int = 2,
     echo: Callable[[str], None] = print,
+    parameter_servers: int = 0,
 ) -> int:
-    """Run dltk ``command`` on ``workers`` local workers; return the exit status (0 when
-    every worker finished)."""
+    """Run dltk ``command`` on ``workers`` local workers (and, with ``parameter_servers``,
+    a chief and that many parameter servers); return the exit status (0: it finished)."""
     if not command or command[0] not in ("recipe", "train"):
         raise DltkError(
             f"dltk launch runs `recipe NAME ...` or `train CONFIG ...`, received "
@@ -59,34 +76,42 @@ def launch(
             "mlp-regression."
         )
     if "--strategy" in command or any(a.startswith("--strategy=") for a in command):
-        raise DltkError("dltk launch sets --strategy multi_worker itself; drop --strategy.")
+        raise DltkError("dltk launch sets --strategy itself; drop --strategy.")
+    tasks = cluster_tasks(workers, parameter_servers)
     for attempt in range(max_restarts + 1):
-        status = _run_once(command, workers, echo)
+        status = _run_once(command, tasks, echo)
         if status == 0:
             return 0
         if attempt < max_restarts:
             echo(
-                f"launch: a worker failed (exit {status}); restarting all {workers} workers "
-                f"({attempt + 1}/{max_restarts}), they resume from the last backup"
+                f"launch: a process failed (exit {status}); restarting all {len(tasks)} "
+                f"processes ({attempt + 1}/{max_restarts}), they resume from the last backup"
             )
     echo(f"launch: gave up after {max_restarts} restarts")
     return status
 
 
-def _run_once(command: Sequence[str], workers: int, echo: Callable[[str], None]) -> int:
+def _run_once(
+    command: Sequence[str], tasks: Sequence[tuple[str, int]], echo: Callable[[str], None]
+) -> int:
+    coordinated = tasks[0][0] == "chief"
+    strategy = "parameter_server" if coordinated else "multi_worker"
     processes = []
     pumps = []
-    for index, tf_config in enumerate(cluster_configs(free_ports(workers))):
+    for (kind, index), tf_config in zip(
+        tasks, cluster_configs(tasks, free_ports(len(tasks))), strict=True
+    ):
         environment = {**os.environ, "TF_CONFIG": tf_config, "PYTHONUNBUFFERED": "1"}
         process = subprocess.Popen(
-            [sys.executable, "-m", "dltoolkit", *command, "--strategy", "multi_worker"],
+            [sys.executable, "-m", "dltoolkit", *command, "--strategy", strategy],
             env=environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        echo(f"launch: worker {index} pid {process.pid}")
-        pump = threading.Thread(target=_pump, args=(process, f"[worker {index}] ", echo))
+        name = kind if kind == "chief" else f"{kind} {index}"
+        echo(f"launch: {name} pid {process.pid}")
+        pump = threading.Thread(target=_pump, args=(process, f"[{name}] ", echo))
         pump.start()
         processes.append(process)
         pumps.append(pump)
@@ -98,7 +123,7 @@ def _run_once(command: Sequence[str], workers: int, echo: Callable[[str], None])
             if failed:
                 status = failed[0]
                 break
-            if all(code == 0 for code in codes):
+            if codes[0] == 0 and (coordinated or all(code == 0 for code in codes)):
                 break
             time.sleep(0.2)
     finally:

@@ -9,7 +9,6 @@ import dataclasses
 import hashlib
 import math
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -346,7 +345,7 @@ def fit(
             backup_dir(config) / f"fit-{placement.fits}",
             echo,
         )
-        model = _outside_strategy(model)
+        model = distribute.local_copy(model)
     else:
         history = model.fit(
             x_train,
@@ -379,15 +378,6 @@ def drop_backups(config: RunConfig) -> None:
     """Remove the run's backups once it is complete (the chief's job)."""
     if distribute.current().in_loop:
         shutil.rmtree(backup_dir(config), ignore_errors=True)
-
-
-def _outside_strategy(model: keras.Model) -> keras.Model:
-    """A copy of ``model`` whose variables live outside the strategy, for predicting and
-    saving like any other model."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.keras"
-        model.save(path)
-        return keras.models.load_model(path)
 
 
 def run_facts(config: RunConfig, fitted: Fitted) -> dict[str, Any]:

@@ -229,6 +229,23 @@ def test_two_local_workers_train_the_weights_of_one(tmp_path: Path) -> None:
 
 
 @only_tensorflow
+def test_parameter_server_training_on_a_local_cluster(tmp_path: Path) -> None:
+    output = dltk(
+        tmp_path, "launch", "--workers", "2", "--parameter-servers", "1", "recipe",
+        "mlp-regression", *SMALL,
+    )  # fmt: skip
+    assert "[ps 0] ps 0: serving the cluster" in output
+    assert "[chief] Epoch 3/3" in output
+    (run_dir,) = (tmp_path / "runs" / "mlp-regression").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["distribute"]["strategy"] == "parameter_server"
+    assert metrics["distribute"]["workers"] == 2
+    assert metrics["epochs_run"] == 3 and np.isfinite(metrics["test"]["rmse"])
+    history = (run_dir / "history.csv").read_text().splitlines()
+    assert history[0].split(",")[:2] == ["epoch", "loss"] and len(history) == 4
+
+
+@only_tensorflow
 def test_a_killed_worker_is_restarted_and_the_cluster_resumes(tmp_path: Path) -> None:
     epochs = 12
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONUNBUFFERED": "1"}
@@ -260,7 +277,7 @@ def test_a_killed_worker_is_restarted_and_the_cluster_resumes(tmp_path: Path) ->
     os.kill(worker_pid, signal.SIGKILL)
     output = "".join(lines) + launcher.stdout.read()
     assert launcher.wait(timeout=600) == 0, output[-3000:]
-    assert "restarting all 2 workers" in output
+    assert "restarting all 2 processes" in output
     resumed = [line for line in output.splitlines() if "resumed from the backup of epoch" in line]
     assert resumed and int(resumed[0].split("epoch ")[1].split()[0]) >= 3, output[-3000:]
     run_dirs = sorted((tmp_path / "runs" / "mlp-regression").iterdir())
