@@ -619,9 +619,14 @@ def _restore(model: Any, backup_dir: Path | None, strategy: Any) -> tuple[int, d
     # Sums of e and e*e over the R replicas: equal values iff R * sum(e*e) == sum(e)**2.
     replicas = strategy.num_replicas_in_sync
     mine = tf.constant([epochs_done, epochs_done**2], tf.int64)
-    summed = tf.function(
-        lambda: strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: mine), axis=None)
-    )
+
+    def local() -> Any:
+        return mine
+
+    @tf.function
+    def summed() -> Any:
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(local), axis=None)
+
     total, squares = summed().numpy()
     if replicas * squares != total**2:
         raise DltkError(

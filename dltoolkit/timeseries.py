@@ -109,6 +109,21 @@ def new_model(config: RunConfig, data: SeriesSplits) -> keras.Model:
     return model
 
 
+def fit_series(
+    config: RunConfig,
+    data: SeriesSplits,
+    run_dir: Path | None,
+    verbose: int,
+    model: keras.Model | None = None,
+) -> Any:
+    """Fit the network (``model``, or a new one) on one split; return training.Fitted."""
+    from dltoolkit.training import callbacks, fit
+
+    model = model or new_model(config, data)
+    keras.utils.set_random_seed(config.seed)
+    return fit(model, config, data, callbacks(config, run_dir), verbose)
+
+
 def train_and_score(
     config: RunConfig,
     data: SeriesSplits,
@@ -118,12 +133,10 @@ def train_and_score(
 ) -> dict[str, Any]:
     """Fit the network (``model``, or a new one) and score it and the baselines on one
     split."""
-    from dltoolkit.training import callbacks, fit, predict_outputs
+    from dltoolkit.training import predict_outputs
 
     task = series_task(config)
-    model = model or new_model(config, data)
-    keras.utils.set_random_seed(config.seed)
-    fitted = fit(model, config, data, callbacks(config, run_dir), verbose)
+    fitted = fit_series(config, data, run_dir, verbose, model)
     outputs = predict_outputs(fitted.model, data.x_test, config.train.batch_size).reshape(-1)
     if config.task == "signal":
         features = (window_features(data, data.x_train), window_features(data, data.x_test))
@@ -213,9 +226,10 @@ def run_series(config: RunConfig, echo: Callable[[str], None] = print):
     model = new_model(config, data)  # bad model settings fail before anything is written
     placement = distribute.current()
     if not placement.chief:  # train what the chief trains, in the same order; write nothing
-        if config.data.folds:
-            walk_forward(config, series, echo)
-        fitted = train_and_score(config, data, None, config.train.verbose, model)["fitted"]
+        count = int(config.data.folds or 0)
+        for index in range(count):
+            fit_series(config, split_series(series, config.data, fold=(index, count)), None, 0)
+        fitted = fit_series(config, data, None, config.train.verbose, model)
         return worker_result(placement, fitted, echo)
     run_dir = create_run_dir(config.output_dir, config.name)
     write_text_atomic(run_dir / "config.yaml", config.to_yaml())

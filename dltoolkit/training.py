@@ -442,6 +442,8 @@ def cross_validate(config: RunConfig, echo: Callable[[str], None] = print) -> di
             model = build_model(config, data)
             compile_model(model, config, steps_per_epoch(config, data))
         fitted = fit(model, config, data, callbacks(config, None), 0, echo)
+        if not distribute.current().chief:
+            continue  # other workers only train alongside the chief
         scores = {"deep model": decide_and_score(config, fitted.model, data)[1]}
         for baseline in task.baselines(data, config.train.threshold, config.train.class_weight):
             scores[baseline["name"]] = baseline["test"]
@@ -452,6 +454,8 @@ def cross_validate(config: RunConfig, echo: Callable[[str], None] = print) -> di
             f"fold {index + 1}/{count}: "
             + ", ".join(f"{name} {s[task.headline]:.4f}" for name, s in scores.items())
         )
+    if not per_fold:
+        return {}
     summary: dict[str, Any] = {"folds": count, "mean": {}, "std": {}, "per_fold": per_fold}
     for name in per_fold[0]["scores"]:
         numbers = {
@@ -495,7 +499,10 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     with placement.scope():
         model = build_model(config, data)
         compile_model(model, config, steps_per_epoch(config, data))
-    if not placement.chief:
+    if not placement.chief:  # train what the chief trains, in the same order; write nothing
+        if config.data.folds:
+            cross_validate(config, echo)
+            keras.utils.set_random_seed(config.seed)
         fitted = fit(model, config, data, callbacks(config, None), config.train.verbose, echo)
         return worker_result(placement, fitted, echo)
 

@@ -217,15 +217,32 @@ def test_tpu_without_a_tpu_is_one_clear_line(tmp_path: Path) -> None:
 def test_two_local_workers_train_the_weights_of_one(tmp_path: Path) -> None:
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir(), two.mkdir()
-    dltk(one, "launch", "--workers", "1", "recipe", "mlp-regression", *SMALL)
-    output = dltk(two, "launch", "--workers", "2", "recipe", "mlp-regression", *SMALL)
+    # With cross-validation first: every worker must train the folds in the chief's order.
+    folds = ("--set", "data.folds=2")
+    dltk(one, "launch", "--workers", "1", "recipe", "mlp-regression", *SMALL, *folds)
+    output = dltk(two, "launch", "--workers", "2", "recipe", "mlp-regression", *SMALL, *folds)
     assert "[worker 1] worker 1: trained 3 epochs" in output
+    assert "[worker 0] 2-fold mean" in output
     (run_dir,) = (two / "runs" / "mlp-regression").iterdir()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["distribute"]["workers"] == 2 and metrics["distribute"]["replicas"] == 2
     assert metrics["epochs_run"] == 3
     assert not list((two / "runs" / ".backup").glob("*/*")), "backups outlived the run"
     assert_same_weights(one, two)
+
+
+@only_tensorflow
+def test_a_series_recipe_with_walk_forward_blocks_on_two_workers(tmp_path: Path) -> None:
+    output = dltk(
+        tmp_path, "launch", "--workers", "2", "recipe", "stock-forecast",
+        "--set", "train.epochs=1", "--set", "data.folds=2", "--set", "export.enabled=false",
+        "--set", "train.verbose=0", "--set", "data.series.lookback=10",
+    )  # fmt: skip
+    assert "[worker 0] walk-forward block 2/2" in output
+    assert "[worker 1] worker 1: trained 1 epochs" in output
+    (run_dir,) = (tmp_path / "runs" / "stock-forecast").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["distribute"]["replicas"] == 2 and "walk_forward" in metrics
 
 
 @only_tensorflow
