@@ -139,7 +139,7 @@ def _apply_flags(
     return config
 
 
-def _train(config: RunConfig, backend: str | None) -> None:
+def _train(config: RunConfig, backend: str | None, resume: Path | None = None) -> None:
     from dltoolkit.backend import requested_backend, use_backend
 
     config.backend = use_backend(requested_backend(backend, config.backend))
@@ -148,7 +148,7 @@ def _train(config: RunConfig, backend: str | None) -> None:
     prepare_environment(config.distribute, config.backend)
     from dltoolkit import training
 
-    training.run(config, echo=click.echo)
+    training.run(config, echo=click.echo, resume=resume)
 
 
 # === Root ===
@@ -394,6 +394,34 @@ def tune(
 # === dltk train / evaluate / export / predict ===
 
 
+@main.command()
+@click.argument("repository", default="saved_models", required=False)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--max-batch",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most rows in one request.",
+)
+@click.option(
+    "--max-body-mb",
+    default=16.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Largest request body.",
+)
+@_one_line_errors
+def serve(repository: str, host: str, port: int, max_batch: int, max_body_mb: float) -> None:
+    """Serve every model and version in REPOSITORY (default saved_models/) with TF
+    Serving's REST API: GET /v1/models/NAME, GET /v1/models/NAME/metadata, POST
+    /v1/models/NAME[/versions/N]:predict with {"instances": [...]} or {"inputs": ...}."""
+    from dltoolkit.serve import serve as run_server
+
+    run_server(repository, host, port, max_batch, max_body_mb)
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option(
     "--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Processes."
@@ -430,15 +458,31 @@ def launch(
 
 
 @main.command()
-@click.argument("config_file", type=click.Path(dir_okay=False))
+@click.argument("config_file", type=click.Path(dir_okay=False), required=False)
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False),
+    help="Continue the interrupted run in RUN_DIR from its last complete epoch (run from "
+    "the folder it was started in).",
+)
 @_run_options
 @_one_line_errors
-def train(config_file, overrides, override_files, data_source, backend, seed, output_dir) -> None:
-    """Train from a YAML config (e.g. a run directory's config.yaml)."""
+def train(
+    config_file, resume_dir, overrides, override_files, data_source, backend, seed, output_dir
+) -> None:
+    """Train from a YAML config (e.g. a run directory's config.yaml), or resume a run."""
+    if resume_dir is not None:
+        if config_file is not None:
+            raise DltkError("pass a CONFIG_FILE or --resume RUN_DIR, not both.")
+        config_file = str(Path(resume_dir) / "config.yaml")
+    if config_file is None:
+        raise DltkError("pass a CONFIG_FILE (YAML), or --resume RUN_DIR.")
     if not Path(config_file).is_file():
         raise DltkError(f"config file {config_file!r} does not exist; pass a YAML file.")
     config = load_config(config_file, overrides, override_files)
-    _train(_apply_flags(config, data_source, seed, output_dir), backend)
+    resume = Path(resume_dir) if resume_dir is not None else None
+    _train(_apply_flags(config, data_source, seed, output_dir), backend, resume)
 
 
 def _run_dir_of(path: str) -> Path:

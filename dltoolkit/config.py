@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections.abc
 import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -212,6 +213,9 @@ class TrainConfig:
     refit_on_validation: bool = False
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     verbose: int = 2
+    # Back up weights and optimizer state every epoch (keras.callbacks.BackupAndRestore), so
+    # a run killed mid-training and started again with the same command resumes.
+    backup: bool = True
 
 
 @dataclass
@@ -464,6 +468,9 @@ def _build_dataclass(cls: type, raw: Any, path: str) -> Any:
     return cls(**values)
 
 
+_FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
 def coerce(value: Any, annotation: Any, path: str) -> Any:
     """Check ``value`` against a type annotation, converting int -> float and tuple -> list.
 
@@ -503,6 +510,8 @@ def coerce(value: Any, annotation: Any, path: str) -> Any:
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _FLOAT_TEXT.match(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
         raise _type_error(path, value, annotation)
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):

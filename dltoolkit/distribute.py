@@ -125,6 +125,20 @@ class Placement:
         """Whether training goes through :func:`fit_in_loop` instead of ``model.fit``."""
         return self.strategy in LOOP_STRATEGIES
 
+    @property
+    def shards_batches(self) -> bool:
+        """Whether every batch is split over devices by keras.distribution (JAX), which
+        needs each batch, the last one included, to split evenly."""
+        return self.strategy in ("data_parallel", "model_parallel") and self.replicas > 1
+
+    def even_rows(self, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The arrays less their last ``rows % replicas`` rows where batches are sharded
+        (at most replicas - 1 rows of an epoch); unchanged otherwise."""
+        if not self.shards_batches or not len(arrays[0]) % self.replicas:
+            return arrays
+        keep = len(arrays[0]) - len(arrays[0]) % self.replicas
+        return tuple(array[:keep] for array in arrays)
+
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:
         """Build and compile models inside this: the precision policy, and a tf.distribute

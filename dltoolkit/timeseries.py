@@ -26,7 +26,7 @@ from dltoolkit.data.series import SeriesSplits, load_series, split_series
 from dltoolkit.errors import ConfigError
 from dltoolkit.layers.series import SeriesFeatures
 from dltoolkit.models import MODELS
-from dltoolkit.runs import create_run_dir, write_json, write_text_atomic
+from dltoolkit.runs import write_json, write_text_atomic
 from dltoolkit.tasks.forecasting import (
     ForecastingTask,
     diebold_mariano,
@@ -217,9 +217,16 @@ def compare(config: RunConfig, data: SeriesSplits, result: dict[str, Any]) -> di
     return {"reference": reference, "beats": bool(beats), **test, "verdict": sentence}
 
 
-def run_series(config: RunConfig, echo: Callable[[str], None] = print):
+def run_series(config: RunConfig, echo: Callable[[str], None] = print, resume: Path | None = None):
     """Train, score, plot and export one forecasting or signal run (config resolved)."""
-    from dltoolkit.training import RunResult, drop_backups, export_run, run_facts, worker_result
+    from dltoolkit.training import (
+        RunResult,
+        drop_backups,
+        export_run,
+        open_run_dir,
+        run_facts,
+        worker_result,
+    )
 
     series = load_series(config.data)
     data = split_series(series, config.data)
@@ -231,9 +238,11 @@ def run_series(config: RunConfig, echo: Callable[[str], None] = print):
             fit_series(config, split_series(series, config.data, fold=(index, count)), None, 0)
         fitted = fit_series(config, data, None, config.train.verbose, model)
         return worker_result(placement, fitted, echo)
-    run_dir = create_run_dir(config.output_dir, config.name)
+    run_dir, resumed = open_run_dir(config, resume)
     write_text_atomic(run_dir / "config.yaml", config.to_yaml())
     echo(f"run directory: {run_dir}")
+    if resumed:
+        echo(f"resuming the interrupted run in {run_dir}")
     sizes = data.sizes()
     echo(
         f"data {data.source}: {len(series.raw)} days; windows {sizes['train']} train "

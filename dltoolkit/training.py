@@ -24,7 +24,7 @@ from dltoolkit.config import SERIES_TASKS, RunConfig
 from dltoolkit.cost import EpochTimer, devices, forward_flops, peak_memory_mib
 from dltoolkit.data import ArraySplits, load_dataset
 from dltoolkit.data.sources import is_table
-from dltoolkit.errors import ConfigError, did_you_mean
+from dltoolkit.errors import ConfigError, DltkError, did_you_mean
 from dltoolkit.export import check_model_name, export_saved_model
 from dltoolkit.features import load_table_dataset
 from dltoolkit.features import save as save_features
@@ -224,10 +224,11 @@ def compile_model(model: keras.Model, config: RunConfig, steps_per_epoch: int = 
 
 def callbacks(config: RunConfig, run_dir: Path | None) -> list[keras.callbacks.Callback]:
     """Standard callbacks: early stopping and learning-rate reduction where configured; with
-    a run directory also the CSV history and checkpoints into ``run_dir/checkpoints``."""
+    a run directory also the CSV history (appended to, so a resumed run continues it) and
+    checkpoints into ``run_dir/checkpoints``."""
     result: list[keras.callbacks.Callback] = []
     if run_dir is not None:
-        result.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv")))
+        result.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True))
     stopping = config.train.early_stopping
     if stopping.patience is not None:
         result.append(
@@ -263,8 +264,15 @@ def callbacks(config: RunConfig, run_dir: Path | None) -> list[keras.callbacks.C
 
 
 def predict_outputs(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """Model outputs as a float64 NumPy array."""
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+    """Model outputs as a float64 NumPy array (every row: where batches are sharded over
+    devices, the last batch is padded with copies of the last row and the copies' outputs
+    dropped)."""
+    placement = distribute.current()
+    padding = -len(x) % placement.replicas if placement.shards_batches else 0
+    if padding:
+        x = np.concatenate([x, np.repeat(x[-1:], padding, axis=0)])
+    outputs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+    return outputs[: len(outputs) - padding]
 
 
 def class_weights(config: RunConfig, y_train: np.ndarray, num_classes: int) -> dict | None:
@@ -324,9 +332,13 @@ def fit(
         x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
     weights = class_weights(config, data.y_train, data.num_classes)
     placement = distribute.current()
+    x_train, y_train = placement.even_rows(x_train, y_train)
+    x_val, y_val = placement.even_rows(x_val, y_val)
+    placement.fits += 1
+    backup = backup_dir(config) / f"fit-{placement.fits}"
+    guard = StopOnNonFiniteLoss(config, backup)
     timer = EpochTimer()
     start = time.perf_counter()
-    placement.fits += 1
     if placement.in_loop:
         train: tuple = (x_train, y_train)
         if weights is not None:
@@ -339,27 +351,98 @@ def fit(
             (x_val, y_val),
             config.train.epochs,
             config.train.batch_size,
-            [*callback_list, timer],
+            [*callback_list, guard, timer],
             verbose,
             config.seed,
-            backup_dir(config) / f"fit-{placement.fits}",
+            backup,
             echo,
         )
         model = distribute.local_copy(model)
     else:
+        extra: list[keras.callbacks.Callback] = [guard, timer]
+        if config.train.backup:
+            # After the guard: a non-finite loss stops the run before this epoch is saved.
+            extra.append(keras.callbacks.BackupAndRestore(str(backup)))
         history = model.fit(
             x_train,
             y_train,
             validation_data=(x_val, y_val),
             epochs=config.train.epochs,
             batch_size=config.train.batch_size,
-            callbacks=[*callback_list, timer],
+            callbacks=[*callback_list, *extra],
             class_weight=weights,
             verbose=verbose,
         ).history
+    history = _whole_history(callback_list, history)
     train_seconds = time.perf_counter() - start
     trained = task.trained(model, data)
     return Fitted(trained, history, train_seconds, len(x_train), timer.seconds)
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stop training at the end of the first epoch whose loss is NaN or infinite, with a
+    message that names the epoch and says what to try. It runs before the backup, so the
+    backup keeps the last good epoch. (Checked per epoch, not per batch: reading the loss
+    every batch would make the device wait for it.)"""
+
+    def __init__(self, config: RunConfig, backup: Path):
+        super().__init__()
+        self.config = config
+        self.backup = backup
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if value is None or math.isfinite(float(value)):
+                continue
+            kept = f"; the last good epoch is backed up in {self.backup}" if epoch else ""
+            raise DltkError(
+                f"training stopped: the {key.replace('_', ' ')} became {float(value)} in "
+                f"epoch {epoch + 1}. Lower train.learning_rate (now "
+                f"{self.config.train.learning_rate}), check that the inputs are scaled and "
+                f"free of extreme values, or add regularisation{kept}."
+            )
+
+
+def _whole_history(
+    callback_list: list[keras.callbacks.Callback], history: dict[str, list[float]]
+) -> dict[str, list[float]]:
+    """The history of every epoch of the run. A resumed fit's own history starts at the
+    epoch it resumed from, so the run's CSV log (one row per epoch, the last row of an
+    epoch repeated by the resume kept) is read back, rewritten without repeats, and used."""
+    logger = next((c for c in callback_list if isinstance(c, keras.callbacks.CSVLogger)), None)
+    if logger is None or not Path(logger.filename).exists():
+        return history
+    import pandas as pd
+
+    table = pd.read_csv(logger.filename).drop_duplicates("epoch", keep="last")
+    table = table.sort_values("epoch")
+    write_text_atomic(logger.filename, table.to_csv(index=False))
+    return {column: table[column].tolist() for column in table.columns if column != "epoch"}
+
+
+def open_run_dir(config: RunConfig, resume: Path | None = None) -> tuple[Path, bool]:
+    """The run directory and whether it is resumed: the interrupted run that this
+    configuration's backup names (the same command started again, or ``resume``), else a
+    new one."""
+    marker = backup_dir(config) / "run_dir.txt"
+    previous = Path(marker.read_text().strip()) if marker.exists() else None
+    if resume is not None and (
+        previous is None
+        or previous.resolve() != resume.resolve()
+        or (resume / "metrics.json").exists()
+    ):
+        raise DltkError(
+            f"nothing to resume in {resume}: it finished (metrics.json is there) or it has no "
+            "backup (run it from the folder it was started in, with its config.yaml); start "
+            "a new run instead."
+        )
+    if previous is not None and previous.is_dir() and not (previous / "metrics.json").exists():
+        return previous, True
+    run_dir = create_run_dir(config.output_dir, config.name)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(marker, str(run_dir))
+    return run_dir, False
 
 
 def backup_dir(config: RunConfig) -> Path:
@@ -376,8 +459,7 @@ def backup_dir(config: RunConfig) -> Path:
 
 def drop_backups(config: RunConfig) -> None:
     """Remove the run's backups once it is complete (the chief's job)."""
-    if distribute.current().in_loop:
-        shutil.rmtree(backup_dir(config), ignore_errors=True)
+    shutil.rmtree(backup_dir(config), ignore_errors=True)
 
 
 def run_facts(config: RunConfig, fitted: Fitted) -> dict[str, Any]:
@@ -472,11 +554,15 @@ def cross_validate(config: RunConfig, echo: Callable[[str], None] = print) -> di
     return summary
 
 
-def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
+def run(
+    config: RunConfig, echo: Callable[[str], None] = print, resume: Path | None = None
+) -> RunResult:
     """Train, evaluate and export one configured run; return where everything went.
 
     Everything that can fail on bad input (config, data, model arguments) is checked before
-    the run directory is created, so a failed start leaves nothing behind.
+    the run directory is created, so a failed start leaves nothing behind. A run that was
+    interrupted (killed mid-training) is resumed into its own run directory by the same
+    command, or by ``resume`` (its run directory).
     """
     placement = distribute.activate(config)
     config = resolve(config)
@@ -492,7 +578,7 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     if config.task in SERIES_TASKS:
         from dltoolkit.timeseries import run_series
 
-        return run_series(config, echo)
+        return run_series(config, echo, resume)
     task = get_task(config.task)
     keras.utils.set_random_seed(config.seed)
     data = oversampled(config, prepare_data(config))
@@ -506,8 +592,10 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
         fitted = fit(model, config, data, callbacks(config, None), config.train.verbose, echo)
         return worker_result(placement, fitted, echo)
 
-    run_dir = create_run_dir(config.output_dir, config.name)
+    run_dir, resumed = open_run_dir(config, resume)
     write_text_atomic(run_dir / "config.yaml", config.to_yaml())
+    if resumed:
+        echo(f"resuming the interrupted run in {run_dir}")
     if data.table is not None:
         save_features(
             data.feature_space,

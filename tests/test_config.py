@@ -117,3 +117,11 @@ def test_config_file_errors(tmp_path: Path):
 def test_config_needs_a_name():
     with pytest.raises(ConfigError, match="no 'name'"):
         from_dict({"task": "classification"})
+
+
+def test_exponent_numbers_without_a_dot_are_numbers() -> None:
+    # YAML 1.1 reads 1e-4 as a string; a float setting takes it as the number it means.
+    config = load_config("mlp-regression", ["train.learning_rate=1e-4"])
+    assert config.train.learning_rate == 0.0001
+    with pytest.raises(ConfigError, match="must be a number, received '1e-4x'"):
+        load_config("mlp-regression", ["train.learning_rate=1e-4x"])

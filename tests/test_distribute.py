@@ -18,7 +18,7 @@ import pytest
 from dltoolkit import distribute
 from dltoolkit.config import STRATEGIES, load_config
 from dltoolkit.errors import ConfigError
-from tests.conftest import BACKEND, invoke, one_line_error, run_recipe_in
+from tests.conftest import BACKEND, TINY, invoke, one_line_error, run_recipe_in
 
 # diabetes: 310 training rows = 31 global batches of 10, split evenly over 2 replicas, so
 # every replica's mean loss weighs the same and the sum equals one process's mean.
@@ -97,6 +97,22 @@ def test_learning_rate_scales_with_replicas_only_when_asked(
     assert learning_rate(config, 10) == pytest.approx(0.04)
 
 
+def test_predictions_cover_every_row_when_batches_are_sharded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dltoolkit.training import predict_outputs
+
+    inputs = keras.Input((3,), name="inputs")
+    model = keras.Model(inputs, keras.layers.Dense(2, name="dense")(inputs))
+    x = np.arange(15, dtype=np.float32).reshape(5, 3)
+    expected = predict_outputs(model, x, 4)
+    placement = distribute.Placement("data_parallel", "float32", 2)
+    monkeypatch.setattr(distribute, "_current", placement)
+    assert placement.shards_batches
+    np.testing.assert_allclose(predict_outputs(model, x, 4), expected, rtol=1e-6)
+    assert [len(a) for a in placement.even_rows(x, x[:, 0])] == [4, 4]
+
+
 def test_mixed_precision_keeps_weights_and_the_output_in_float32(workdir: Path) -> None:
     try:
         run_dir = run_recipe_in(
@@ -158,6 +174,22 @@ def test_jax_data_parallel_over_two_devices_gives_one_device_weights(tmp_path: P
         "--set", "distribute.cpu_devices=2",
     )  # fmt: skip
     assert_same_weights(one, parallel)
+
+
+@only_jax
+def test_jax_data_parallel_with_row_counts_that_do_not_split_over_two_devices(
+    tmp_path: Path,
+) -> None:
+    # cnn-image: 1,257 training rows (a last batch of 9).
+    dltk(
+        tmp_path, "recipe", "cnn-image", *TINY, "--set", "export.enabled=false",
+        "--strategy", "data_parallel",
+        "--set", "distribute.cpu_devices=2",
+    )  # fmt: skip
+    (run_dir,) = (tmp_path / "runs" / "cnn-image").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["data"]["sizes"]["train"] % 2 == 1
+    assert metrics["distribute"]["replicas"] == 2 and 0 <= metrics["test"]["accuracy"] <= 1
 
 
 @only_jax

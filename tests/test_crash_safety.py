@@ -1,0 +1,135 @@
+"""Crash safety: a run killed mid-training resumes with the same command (or dltk train
+--resume) into the same run directory; a NaN loss stops the run with one clear line; a
+killed export never leaves a version folder that would not load."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import BACKEND, invoke, one_line_error
+
+SLOW_ENOUGH = (
+    "recipe", "mlp-regression",
+    "--set", "train.epochs=25",
+    "--set", "train.batch_size=8",
+    "--set", "train.early_stopping.patience=null",
+    "--set", "train.verbose=0",
+    "--set", "export.enabled=false",
+)  # fmt: skip
+
+
+def environment() -> dict[str, str]:
+    env = {**os.environ, "KERAS_BACKEND": BACKEND}
+    env.pop("TF_CONFIG", None)
+    return env
+
+
+def start(folder: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "dltoolkit", *args], cwd=folder, env=environment(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def epochs_backed_up(folder: Path) -> int:
+    """The epoch count in the newest backup's metadata (0 when there is none)."""
+    found = list((folder / "runs" / ".backup").glob("*/fit-*/training_metadata.json"))
+    if not found:
+        return 0
+    try:
+        return int(json.loads(found[0].read_text())["epoch"]) + 1
+    except (ValueError, KeyError, OSError):
+        return 0  # being written
+
+
+@pytest.mark.parametrize("how", ["same command", "--resume"])
+def test_a_run_killed_mid_training_resumes_into_the_same_run_directory(
+    tmp_path: Path, how: str
+) -> None:
+    first = start(tmp_path, *SLOW_ENOUGH)
+    deadline = time.monotonic() + 300
+    while epochs_backed_up(tmp_path) < 3 and time.monotonic() < deadline:
+        assert first.poll() is None, first.stdout.read() if first.stdout else ""
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    (run_dir,) = (tmp_path / "runs" / "mlp-regression").iterdir()
+    assert not (run_dir / "metrics.json").exists()
+    if how == "same command":
+        second = start(tmp_path, *SLOW_ENOUGH)
+    else:
+        second = start(tmp_path, "train", "--resume", str(run_dir))
+    output = second.communicate(timeout=600)[0]
+    assert second.returncode == 0, output[-3000:]
+    assert f"resuming the interrupted run in runs/mlp-regression/{run_dir.name}" in output
+    assert [p.name for p in (tmp_path / "runs" / "mlp-regression").iterdir()] == [run_dir.name]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 25
+    history = pd.read_csv(run_dir / "history.csv")
+    assert history["epoch"].tolist() == list(range(25))
+    assert not list((tmp_path / "runs" / ".backup").glob("*/*")), "backup outlived the run"
+
+
+def test_resume_of_a_finished_run_is_refused(workdir: Path) -> None:
+    result = invoke(*SLOW_ENOUGH[:2], "--set", "train.epochs=1", "--set", "train.verbose=0",
+                    "--set", "export.enabled=false")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (workdir / "runs" / "mlp-regression").iterdir()
+    line = one_line_error(invoke("train", "--resume", str(run_dir)))
+    assert "nothing to resume" in line and str(run_dir) in line
+
+
+def test_a_nan_loss_stops_the_run_with_the_epoch_and_a_hint(workdir: Path) -> None:
+    result = invoke(
+        "recipe", "mlp-regression", "--set", "train.optimizer=sgd",
+        "--set", "train.learning_rate=1e8", "--set", "train.epochs=5",
+        "--set", "train.verbose=0", "--set", "export.enabled=false",
+    )  # fmt: skip
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("Error: training stopped: the loss became nan")
+    assert "loss became" in line and "in epoch 1." in line and "train.learning_rate" in line
+    (run_dir,) = (workdir / "runs" / "mlp-regression").iterdir()
+    assert not (run_dir / "metrics.json").exists()
+
+
+@pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="export runs under TensorFlow whatever the backend"
+)
+def test_a_killed_export_never_leaves_a_version_that_would_not_load(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    import tensorflow as tf
+
+    repository = tmp_path / "repository"
+    for delay in (0.5, 2.0, 4.0, 8.0):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dltoolkit.export", str(trained_run / "model.keras"),
+             str(repository), "cnn-image"],
+            env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    folder = repository / "cnn-image"
+    versions = (
+        [child for child in folder.iterdir() if child.name.isdigit()] if folder.exists() else []
+    )
+    for version in versions:
+        loaded = tf.saved_model.load(str(version))
+        assert "serving_default" in loaded.signatures
+    leftovers = (
+        [child.name for child in folder.iterdir() if not child.name.isdigit()]
+        if folder.exists()
+        else []
+    )
+    assert all(name.startswith(".") for name in leftovers), leftovers
