@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -362,7 +364,7 @@ def fit(
         extra: list[keras.callbacks.Callback] = [guard, timer]
         if config.train.backup:
             # After the guard: a non-finite loss stops the run before this epoch is saved.
-            extra.append(keras.callbacks.BackupAndRestore(str(backup)))
+            extra.append(AtomicBackupAndRestore(backup))
         history = model.fit(
             x_train,
             y_train,
@@ -377,6 +379,39 @@ def fit(
     train_seconds = time.perf_counter() - start
     trained = task.trained(model, data)
     return Fitted(trained, history, train_seconds, len(x_train), timer.seconds)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore (same files, same restore) with every save atomic: the
+    weights and the epoch are written into a fresh folder that then takes the backup's
+    place, so a process killed while saving leaves the previous backup or the new one
+    whole, never a torn weights file."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        super().__init__(str(self.folder / "current"))
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        current = self.folder / "current"
+        if not current.exists():  # killed between the two renames of a save
+            for previous in sorted(self.folder.glob("previous-*")):
+                previous.rename(current)
+                break
+        super().on_train_begin(logs)
+
+    def _save_model(self) -> None:  # Keras' hook for one save
+        current = self.folder / "current"
+        fresh = self.folder / f"writing-{os.getpid()}"
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(parents=True)
+        self.model.save_weights(str(fresh / Path(self._weights_path).name))
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        (fresh / Path(self._training_metadata_path).name).write_text(json.dumps(metadata))
+        previous = self.folder / f"previous-{os.getpid()}"
+        if current.exists():
+            current.rename(previous)
+        fresh.rename(current)
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):

@@ -42,7 +42,7 @@ def start(folder: Path, *args: str) -> subprocess.Popen:
 
 def epochs_backed_up(folder: Path) -> int:
     """The epoch count in the newest backup's metadata (0 when there is none)."""
-    found = list((folder / "runs" / ".backup").glob("*/fit-*/training_metadata.json"))
+    found = list((folder / "runs" / ".backup").glob("*/fit-*/current/training_metadata.json"))
     if not found:
         return 0
     try:
