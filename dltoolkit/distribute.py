@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from dltoolkit.config import DistributeConfig, RunConfig, read_yaml
 from dltoolkit.errors import ConfigError, DltkError
+from dltoolkit.runs import fresh_folder, recover_folder, swap_in_folder
 
 # The backends on which each strategy exists.
 SUPPORTED = {
@@ -597,17 +597,11 @@ def local_copy(model: Any) -> Any:
 def _backup(model: Any, backup_dir: Path, epochs_done: int, history: dict) -> None:
     """Write model weights, optimizer variables and the epoch count into a fresh folder,
     then swap it in, so a crash leaves either the old backup or the new one whole."""
-    fresh = backup_dir.with_name(f"{backup_dir.name}.writing-{os.getpid()}")
-    shutil.rmtree(fresh, ignore_errors=True)
-    fresh.mkdir(parents=True)
+    fresh = fresh_folder(backup_dir)
     model.save_weights(fresh / "model.weights.h5")
     np.savez(fresh / "optimizer.npz", *[np.asarray(v) for v in model.optimizer.variables])
     (fresh / "state.json").write_text(json.dumps({"epochs_done": epochs_done, "history": history}))
-    old = backup_dir.with_name(f"{backup_dir.name}.old-{os.getpid()}")
-    if backup_dir.exists():
-        backup_dir.rename(old)
-    fresh.rename(backup_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    swap_in_folder(fresh, backup_dir)
 
 
 def _restore(model: Any, backup_dir: Path | None, strategy: Any) -> tuple[int, dict]:
@@ -617,6 +611,8 @@ def _restore(model: Any, backup_dir: Path | None, strategy: Any) -> tuple[int, d
     import tensorflow as tf
 
     epochs_done, history = 0, {}
+    if backup_dir is not None:
+        recover_folder(backup_dir)
     state = backup_dir / "state.json" if backup_dir is not None else None
     if state is not None and state.exists():
         saved = json.loads(state.read_text())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -53,3 +54,33 @@ def read_run_metrics(folder: str | Path) -> dict[str, Any]:
     none (a bare ``.keras`` file)."""
     path = Path(folder) / "metrics.json"
     return read_json(path) if path.is_file() else {}
+
+
+def fresh_folder(target: Path) -> Path:
+    """An empty folder beside ``target`` to write its next contents into (this process's)."""
+    fresh = target.with_name(f"{target.name}.writing-{os.getpid()}")
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(parents=True)
+    return fresh
+
+
+def swap_in_folder(fresh: Path, target: Path) -> None:
+    """Make the finished folder ``fresh`` the new ``target``: the old one moves aside,
+    ``fresh`` takes its name, the old one is removed. A kill at any point leaves a whole
+    folder, the new one or the old one (put back by :func:`recover_folder` if the kill
+    fell between the two renames)."""
+    aside = target.with_name(f"{target.name}.previous-{os.getpid()}")
+    if target.exists():
+        target.rename(aside)
+    fresh.rename(target)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def recover_folder(target: Path) -> None:
+    """Put back the folder :func:`swap_in_folder` had moved aside when a kill fell
+    between its two renames (``target`` missing, its previous version beside it)."""
+    if target.exists():
+        return
+    for aside in sorted(target.parent.glob(f"{target.name}.previous-*")):
+        aside.rename(target)
+        return

@@ -9,7 +9,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -31,7 +30,14 @@ from dltoolkit.export import check_model_name, export_saved_model
 from dltoolkit.features import load_table_dataset
 from dltoolkit.features import save as save_features
 from dltoolkit.models import MODELS, resolve_model_config
-from dltoolkit.runs import create_run_dir, write_json, write_text_atomic
+from dltoolkit.runs import (
+    create_run_dir,
+    fresh_folder,
+    recover_folder,
+    swap_in_folder,
+    write_json,
+    write_text_atomic,
+)
 from dltoolkit.tasks import get_task
 
 OPTIMIZERS = {
@@ -388,30 +394,19 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     whole, never a torn weights file."""
 
     def __init__(self, folder: Path):
-        self.folder = Path(folder)
-        super().__init__(str(self.folder / "current"))
+        self.current = Path(folder) / "current"
+        super().__init__(str(self.current))
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        current = self.folder / "current"
-        if not current.exists():  # killed between the two renames of a save
-            for previous in sorted(self.folder.glob("previous-*")):
-                previous.rename(current)
-                break
+        recover_folder(self.current)
         super().on_train_begin(logs)
 
     def _save_model(self) -> None:  # Keras' hook for one save
-        current = self.folder / "current"
-        fresh = self.folder / f"writing-{os.getpid()}"
-        shutil.rmtree(fresh, ignore_errors=True)
-        fresh.mkdir(parents=True)
+        fresh = fresh_folder(self.current)
         self.model.save_weights(str(fresh / Path(self._weights_path).name))
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
         (fresh / Path(self._training_metadata_path).name).write_text(json.dumps(metadata))
-        previous = self.folder / f"previous-{os.getpid()}"
-        if current.exists():
-            current.rename(previous)
-        fresh.rename(current)
-        shutil.rmtree(previous, ignore_errors=True)
+        swap_in_folder(fresh, self.current)
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
@@ -481,10 +476,10 @@ def open_run_dir(config: RunConfig, resume: Path | None = None) -> tuple[Path, b
 
 
 def backup_dir(config: RunConfig) -> Path:
-    """Where a run that trains in a loop backs up every epoch (one folder per training,
-    ``fit-N``): named by the recipe and a hash of its resolved config (less this process's
-    place in the cluster), so the same command started again finds it. The chief removes
-    it when the run is complete (:func:`drop_backups`)."""
+    """Where a run backs up every epoch (one folder per training, ``fit-N``, and the
+    marker naming its run directory): named by the recipe and a hash of its resolved
+    config (less this process's place in the cluster), so the same command started again
+    finds it. The chief removes it when the run is complete (:func:`drop_backups`)."""
     settings = dataclasses.replace(
         config, distribute=dataclasses.replace(config.distribute, task=None, cluster=None)
     )
