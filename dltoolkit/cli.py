@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -583,27 +584,68 @@ def _model_file(model_path: str) -> Path:
     help="CSV file to write (never overwritten).",
 )
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--chunk-rows",
+    default=8192,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Inputs read and predicted at a time; memory use follows this, not the input size.",
+)
 @click.option("--backend", type=click.Choice(BACKENDS), help="Keras backend to predict on.")
 @_one_line_errors
-def predict(model_path, data_source, output_file, batch_size, backend) -> None:
-    """Predict classes with a run directory's or a .keras file's model; write a CSV."""
+def predict(model_path, data_source, output_file, batch_size, chunk_rows, backend) -> None:
+    """Predict with a run directory's or a .keras file's model; stream rows into a CSV.
+
+    Rows go to a hidden partial file beside --output as each chunk is predicted; only a
+    complete prediction is renamed to --output, so an interrupted one never looks finished.
+    """
     from dltoolkit.backend import requested_backend, use_backend
 
     path = _model_file(model_path)
-    if Path(output_file).exists():
+    output = Path(output_file)
+    if output.exists():
         raise DltkError(
             f"output file {output_file!r} already exists and will not be overwritten; "
             "choose another --output."
         )
     use_backend(requested_backend(backend, None))
-    from dltoolkit.evaluation import predict_source
+    from dltoolkit.predict import stream_predictions
 
-    rows = predict_source(path, data_source, batch_size, read_run_metrics(path.parent))
-    with open(output_file, "x", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    click.echo(f"{len(rows)} predictions written to {output_file}")
+    stream = stream_predictions(
+        path, data_source, batch_size, read_run_metrics(path.parent), chunk_rows
+    )
+    partial = output.with_name(f".{output.name}.partial")
+    count = 0
+    try:
+        with (
+            open(partial, "w", newline="") as handle,
+            click.progressbar(
+                length=stream.total,
+                label=f"predicting ({stream.unit})",
+                file=sys.stderr,
+                hidden=not sys.stderr.isatty(),  # a bar only where someone watches it
+            ) as bar,
+        ):
+            writer = None
+            for rows, progress in stream.batches:
+                if writer is None:
+                    writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+                    writer.writeheader()
+                writer.writerows(rows)
+                handle.flush()
+                count += len(rows)
+                bar.update(progress)
+        os.link(partial, output)  # fails rather than replace a file that appeared meanwhile
+    except FileExistsError:
+        raise DltkError(
+            f"output file {output_file!r} appeared while predicting; the predictions are "
+            f"kept in {str(partial)!r}."
+        ) from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.unlink()
+    click.echo(f"{count} predictions written to {output_file}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -150,7 +151,8 @@ def _export_here(keras_path: Path, repository: Path, model_name: str, head: dict
     archive.add_endpoint(name="serving_default", fn=serve, input_signature=[signature])
     model_dir = repository / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=".export-", dir=model_dir))
+    remove_abandoned_exports(model_dir)
+    temporary = Path(tempfile.mkdtemp(prefix=_export_prefix(os.getpid()), dir=model_dir))
     try:
         archive.write_out(str(temporary), verbose=False)
         return _publish(temporary, model_dir)
@@ -261,6 +263,37 @@ def _series_outputs(head: dict[str, Any]) -> Callable:
         return {"log_return": log_return, "price": last_price * tf.exp(log_return)}
 
     return price
+
+
+def _export_prefix(pid: int) -> str:
+    """Hidden name of an export in progress: the host and process that write it."""
+    return f"{_host_prefix()}{pid}-"
+
+
+def _host_prefix() -> str:
+    return f".export-{socket.gethostname()}-"
+
+
+def remove_abandoned_exports(model_dir: Path) -> list[Path]:
+    """Delete the hidden folders of exports whose process (on this host) has died, e.g.
+    one killed mid-write; exports of live processes and of other hosts are left alone."""
+    removed = []
+    for folder in model_dir.glob(f"{_host_prefix()}*"):
+        pid = folder.name.removeprefix(_host_prefix()).split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def _publish(temporary: Path, model_dir: Path) -> Path:

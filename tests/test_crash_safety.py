@@ -133,3 +133,12 @@ def test_a_killed_export_never_leaves_a_version_that_would_not_load(
         else []
     )
     assert all(name.startswith(".") for name in leftovers), leftovers
+    # The next export clears the hidden folders the killed ones left behind.
+    subprocess.run(
+        [sys.executable, "-m", "dltoolkit.export", str(trained_run / "model.keras"),
+         str(repository), "cnn-image"],
+        env=environment(), check=True, capture_output=True,
+    )  # fmt: skip
+    assert [child.name for child in folder.iterdir() if child.name.startswith(".")] == []
+    newest = max(int(child.name) for child in folder.iterdir())
+    assert "serving_default" in tf.saved_model.load(str(folder / str(newest))).signatures

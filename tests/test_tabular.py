@@ -345,6 +345,38 @@ def test_predict_reads_raw_columns_from_a_csv(binary_run: Path, tmp_path: Path):
     assert "has no column 'hour'" in message
 
 
+def test_predict_streams_a_table_in_chunks(binary_run: Path, tmp_path: Path):
+    frame = transactions(45, seed=6).drop(columns="fraud")
+    path = write_csv(tmp_path, frame, "new.csv")
+    frame.to_parquet(tmp_path / "new.parquet")
+    outputs = {}
+    for name, source, chunk in [
+        ("whole", f"csv:{path}", "1000"),
+        ("csv", f"csv:{path}", "10"),
+        ("parquet", f"parquet:{tmp_path / 'new.parquet'}", "10"),
+    ]:
+        output = tmp_path / f"{name}.csv"
+        args = ("--data", source, "--output", str(output), "--chunk-rows", chunk)
+        result = invoke("predict", str(binary_run), *args)
+        assert result.exit_code == 0, result.output
+        outputs[name] = pd.read_csv(output)
+    assert list(outputs["whole"]["id"]) == list(range(45))
+    pd.testing.assert_frame_equal(outputs["whole"], outputs["csv"], rtol=1e-6, atol=1e-6)
+    pd.testing.assert_frame_equal(outputs["whole"], outputs["parquet"], rtol=1e-6, atol=1e-6)
+    # A bad value in the third chunk is named by its row in the file; nothing is written.
+    frame["hour"] = frame["hour"].astype(object)
+    frame.loc[24, "hour"] = "noon"
+    bad = write_csv(tmp_path, frame, "bad.csv")
+    args = ("--data", f"csv:{bad}", "--output", str(tmp_path / "bad-out.csv"), "--chunk-rows", "10")
+    message = one_line_error(invoke("predict", str(binary_run), *args))
+    assert "column 'hour' is numeric but row 26 holds 'noon'" in message
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(("bad-out.csv", ".partial"))]
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("amount,merchant,hour\n")
+    args = ("--data", f"csv:{header_only}", "--output", str(tmp_path / "h.csv"))
+    assert "has a header but no rows" in one_line_error(invoke("predict", str(binary_run), *args))
+
+
 @pytest.mark.parametrize(
     ("recipe", "headline"),
     [

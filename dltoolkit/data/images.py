@@ -19,7 +19,8 @@ def _image_size(config: DataConfig) -> tuple[int, int]:
     return tuple(config.image_size) if config.image_size else DEFAULT_IMAGE_SIZE
 
 
-def _image_files(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
+    """Image files anywhere below ``folder``, sorted by path."""
     return sorted(
         path
         for path in folder.rglob("*")
@@ -42,7 +43,8 @@ def _verify(files: list[Path]) -> None:
             ) from None
 
 
-def _check_folder(path: str) -> Path:
+def check_folder(path: str) -> Path:
+    """``path`` as a folder, or a one-line error saying what ``images:PATH`` expects."""
     folder = Path(path)
     if not folder.is_dir():
         raise DataError(
@@ -56,20 +58,20 @@ def load(path: str, config: DataConfig) -> LabelledArrays:
     """Load every image under ``path``'s class subfolders, resized to ``data.image_size``."""
     import keras
 
-    folder = _check_folder(path)
+    folder = check_folder(path)
     class_dirs = sorted(child for child in folder.iterdir() if child.is_dir())
     if not class_dirs:
         raise DataError(
             f"image folder {path!r} has no class subfolders; expected PATH/<class>/<image>.png "
             "with one subfolder per class."
         )
-    empty = [child.name for child in class_dirs if not _image_files(child)]
+    empty = [child.name for child in class_dirs if not image_files(child)]
     if empty:
         raise DataError(
             f"image folder {path!r}: class subfolder(s) {empty} hold no "
             f"{'/'.join(IMAGE_EXTENSIONS)} images; add images or remove them."
         )
-    files = _image_files(folder)
+    files = image_files(folder)
     _verify(files)
     dataset = keras.utils.image_dataset_from_directory(
         folder,
@@ -97,12 +99,18 @@ def load(path: str, config: DataConfig) -> LabelledArrays:
 
 def load_unlabelled(path: str, config: DataConfig) -> tuple[np.ndarray, list[str]]:
     """Every image under ``path`` (any depth), sorted by path, resized like training images."""
-    import keras
-
-    folder = _check_folder(path)
-    files = _image_files(folder)
+    folder = check_folder(path)
+    files = image_files(folder)
     if not files:
         raise DataError(f"image folder {path!r} holds no {'/'.join(IMAGE_EXTENSIONS)} images.")
+    return read_images(files, config), [str(file) for file in files]
+
+
+def read_images(files: list[Path], config: DataConfig) -> np.ndarray:
+    """Decode ``files`` (each checked first) into one float32 array of ``data.image_size``
+    images in ``data.color_mode``."""
+    import keras
+
     _verify(files)
     size = _image_size(config)
     images = [
@@ -111,4 +119,4 @@ def load_unlabelled(path: str, config: DataConfig) -> tuple[np.ndarray, list[str
         )
         for file in files
     ]
-    return np.stack(images).astype(np.float32), [str(file) for file in files]
+    return np.stack(images).astype(np.float32)

@@ -196,12 +196,24 @@ def read_frame(kind: str, location: str) -> pd.DataFrame:
 
 def load_table(kind: str, location: str, config: DataConfig, require_label: bool = True) -> Table:
     """Read a table and resolve its label, numeric and categorical columns."""
-    source = f"{kind}:{location}"
     defaults: dict = {}
     if kind == "builtin":
         frame, defaults = BUILTIN_TABLES[location]()
     else:
         frame = read_frame(kind, location)
+    return table_from_frame(frame, f"{kind}:{location}", config, require_label, defaults)
+
+
+def table_from_frame(
+    frame: pd.DataFrame,
+    source: str,
+    config: DataConfig,
+    require_label: bool = True,
+    defaults: dict | None = None,
+) -> Table:
+    """Check and type the columns of an already read ``frame`` (a whole table, or one chunk
+    of a large file whose index carries on from the previous chunk's rows)."""
+    defaults = defaults or {}
     frame.columns = [str(column) for column in frame.columns]
     label = config.label or defaults.get("label")
     columns = list(frame.columns)
@@ -245,7 +257,7 @@ def load_table(kind: str, location: str, config: DataConfig, require_label: bool
         frame[column] = _numeric_column(frame[column], column, source, config.missing)
     _require_columns(source, config.log_transform, numeric, "data.log_transform (numeric)")
     for column in config.log_transform:
-        negative = frame[column].to_numpy() < 0
+        negative = frame[column] < 0
         if negative.any():
             index, row = first_row(negative)
             raise DataError(
@@ -261,9 +273,11 @@ def load_table(kind: str, location: str, config: DataConfig, require_label: bool
 
 def first_row(mask: np.ndarray | pd.Series) -> tuple[int, int]:
     """Position of the first True in ``mask`` and its row number in the file (the header
-    being row 1), for error messages."""
+    being row 1), for error messages. A Series counts from its RangeIndex's start, so a
+    chunk read from the middle of a file names rows of the file."""
     index = int(np.flatnonzero(np.asarray(mask))[0])
-    return index, index + 2
+    start = mask.index.start if isinstance(getattr(mask, "index", None), pd.RangeIndex) else 0
+    return index, start + index + 2
 
 
 def _looks_numeric(values: pd.Series) -> bool:
@@ -301,7 +315,7 @@ def _numeric_column(values: pd.Series, column: str, source: str, missing: str) -
             "column in data.categorical."
         )
     numbers = numbers.astype(np.float64)
-    infinite = np.isinf(numbers.to_numpy())
+    infinite = numbers.isin([np.inf, -np.inf])
     if infinite.any():
         index, row = first_row(infinite)
         raise DataError(
