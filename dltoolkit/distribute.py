@@ -19,7 +19,7 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -409,18 +409,22 @@ def _shard_last_axis_class() -> type:
 # === The multi-worker training loop ===
 
 
+@dataclasses.dataclass
+class Loop:
+    """How a training loop runs: epochs, global batch, callbacks, progress output, the
+    shuffling seed and where the chief backs up every epoch (None: no backup)."""
+
+    epochs: int
+    batch_size: int
+    callbacks: list
+    verbose: int
+    seed: int
+    backup_dir: Path | None
+    echo: Callable[[str], None] = print
+
+
 def fit_in_loop(
-    model: Any,
-    placement: Placement,
-    train: tuple,
-    validation: tuple,
-    epochs: int,
-    batch_size: int,
-    callbacks: list,
-    verbose: int,
-    seed: int,
-    backup_dir: Path | None,
-    echo: Any = print,
+    model: Any, placement: Placement, train: tuple, validation: tuple, loop: Loop
 ) -> dict[str, list[float]]:
     """Train ``model`` (built and compiled in ``placement.scope()``) with its own
     ``train_step`` and ``test_step`` under ``strategy.run``; return the history.
@@ -429,17 +433,13 @@ def fit_in_loop(
     is shuffled with ``seed + epoch`` and split into global batches of ``batch_size``
     (each worker takes its replicas' share), so the run does not depend on the number of
     workers, and a resumed run sees the same batches as an uninterrupted one. At the end
-    of every epoch the chief backs the model and optimizer up into ``backup_dir``; a
-    cluster started again with the same command resumes from there.
+    of every epoch the chief backs the model, the optimizer and the callbacks' state up
+    into ``backup_dir``; a cluster started again with the same command resumes from there.
     """
-    import keras
     import tensorflow as tf
 
     if placement.coordinator is not None:
-        return _fit_coordinated(
-            model, placement, train, validation, epochs, batch_size, callbacks, verbose, seed,
-            backup_dir, echo,
-        )  # fmt: skip
+        return _fit_coordinated(model, placement, train, validation, loop)
     strategy = placement.engine
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -449,7 +449,7 @@ def fit_in_loop(
         if shuffle_seed is not None:
             data = data.shuffle(len(arrays[0]), seed=shuffle_seed, reshuffle_each_iteration=False)
         return strategy.experimental_distribute_dataset(
-            data.batch(batch_size).prefetch(2).with_options(options)
+            data.batch(loop.batch_size).prefetch(2).with_options(options)
         )
 
     @tf.function(reduce_retracing=True)
@@ -463,24 +463,11 @@ def fit_in_loop(
     def results() -> dict[str, float]:
         return {key: float(value) for key, value in model.get_metrics_result().items()}
 
-    history = keras.callbacks.History()
-    steps = -(-len(train[0]) // batch_size)
-    callback_list = keras.callbacks.CallbackList(
-        [*callbacks, history], add_progbar=verbose == 1, model=model, verbose=verbose,
-        epochs=epochs, steps=steps,
-    )  # fmt: skip
-    start, past = _restore(model, backup_dir, strategy)
-    if start:
-        echo(f"resumed from the backup of epoch {start} in {backup_dir}")
-    model.stop_training = False
-    callback_list.on_train_begin()
-    history.history = {key: list(values) for key, values in past.items()}
     validation_data = batches(validation, None)
-    logs: dict[str, float] = {}
-    for epoch in range(start, epochs):
+
+    def one_epoch(epoch: int, callback_list: Any) -> dict[str, float]:
         model.reset_metrics()
-        callback_list.on_epoch_begin(epoch)
-        for step, batch in enumerate(batches(train, seed + epoch)):
+        for step, batch in enumerate(batches(train, loop.seed + epoch)):
             callback_list.on_train_batch_begin(step)
             train_step(batch)
             callback_list.on_train_batch_end(step)
@@ -489,30 +476,14 @@ def fit_in_loop(
         for batch in validation_data:
             test_step(batch)
         logs.update({f"val_{key}": value for key, value in results().items()})
-        callback_list.on_epoch_end(epoch, logs)
-        if verbose == 2 and placement.chief:
-            shown = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
-            echo(f"Epoch {epoch + 1}/{epochs} - {shown}")
-        if placement.chief and backup_dir is not None:
-            _backup(model, backup_dir, epoch + 1, history.history)
-        if model.stop_training:
-            break
-    callback_list.on_train_end(logs)
-    return history.history
+        return logs
+
+    start, past = _restore(model, loop.backup_dir, strategy)
+    return _epochs(model, placement.chief, loop, len(train[0]), start, past, one_epoch)
 
 
 def _fit_coordinated(
-    model: Any,
-    placement: Placement,
-    train: tuple,
-    validation: tuple,
-    epochs: int,
-    batch_size: int,
-    callbacks: list,
-    verbose: int,
-    seed: int,
-    backup_dir: Path | None,
-    echo: Any,
+    model: Any, placement: Placement, train: tuple, validation: tuple, loop: Loop
 ) -> dict[str, list[float]]:
     """parameter_server: the coordinator schedules ceil(rows / batch_size) steps an epoch
     on whichever worker is free; each step applies one worker's batch to the variables on
@@ -525,8 +496,8 @@ def _fit_coordinated(
 
     def dataset_fn(_context: Any = None) -> Any:
         data = tf.data.Dataset.from_tensor_slices(train)
-        data = data.shuffle(len(train[0]), seed=seed, reshuffle_each_iteration=True)
-        return data.repeat().batch(batch_size).prefetch(2)
+        data = data.shuffle(len(train[0]), seed=loop.seed, reshuffle_each_iteration=True)
+        return data.repeat().batch(loop.batch_size).prefetch(2)
 
     iterator = iter(coordinator.create_per_worker_dataset(dataset_fn))
 
@@ -546,35 +517,64 @@ def _fit_coordinated(
 
         return strategy.run(step, args=(next(iterator),))
 
-    history = keras.callbacks.History()
-    steps = -(-len(train[0]) // batch_size)
-    callback_list = keras.callbacks.CallbackList(
-        [*callbacks, history], model=model, verbose=verbose, epochs=epochs, steps=steps
-    )
+    steps = -(-len(train[0]) // loop.batch_size)
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)
-    start, past = _restore(model, backup_dir, None)
-    if start:
-        echo(f"resumed from the backup of epoch {start} in {backup_dir}")
+    start, past = _restore(model, loop.backup_dir, None)
     local = local_copy(model)
-    model.stop_training = False
-    callback_list.on_train_begin()
-    history.history = {key: list(values) for key, values in past.items()}
-    logs: dict[str, float] = {}
-    for epoch in range(start, epochs):
-        callback_list.on_epoch_begin(epoch)
+
+    def one_epoch(epoch: int, callback_list: Any) -> dict[str, float]:
         losses = [coordinator.schedule(train_step, args=(iterator,)) for _ in range(steps)]
         coordinator.join()
         logs = {"loss": float(np.mean([loss.fetch() for loss in losses]))}
         local.set_weights(model.get_weights())
-        scores = local.evaluate(*validation, batch_size=batch_size, verbose=0, return_dict=True)
+        scores = local.evaluate(
+            *validation, batch_size=loop.batch_size, verbose=0, return_dict=True
+        )
         logs.update({f"val_{key}": float(value) for key, value in scores.items()})
+        return logs
+
+    return _epochs(model, True, loop, len(train[0]), start, past, one_epoch)
+
+
+def _epochs(
+    model: Any,
+    chief: bool,
+    loop: Loop,
+    rows: int,
+    start: int,
+    past: dict,
+    one_epoch: Callable[[int, Any], dict[str, float]],
+) -> dict[str, list[float]]:
+    """The epoch loop both custom loops share: Keras callbacks around ``one_epoch``,
+    progress lines, the chief's backup after every epoch, and the resume from epoch
+    ``start`` with the history ``past`` and the callbacks' saved state."""
+    import keras
+
+    from dltoolkit.callbacks import restore_callback_state
+
+    history = keras.callbacks.History()
+    callback_list = keras.callbacks.CallbackList(
+        [*loop.callbacks, history], add_progbar=loop.verbose == 1 and chief, model=model,
+        verbose=loop.verbose, epochs=loop.epochs, steps=-(-rows // loop.batch_size),
+    )  # fmt: skip
+    if start:
+        loop.echo(f"resumed from the backup of epoch {start} in {loop.backup_dir}")
+    model.stop_training = False
+    callback_list.on_train_begin()
+    if start and loop.backup_dir is not None:
+        restore_callback_state(loop.callbacks, loop.backup_dir)
+    history.history = {key: list(values) for key, values in past.items()}
+    logs: dict[str, float] = {}
+    for epoch in range(start, loop.epochs):
+        callback_list.on_epoch_begin(epoch)
+        logs = one_epoch(epoch, callback_list)
         callback_list.on_epoch_end(epoch, logs)
-        if verbose == 2:
+        if loop.verbose == 2 and chief:
             shown = " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
-            echo(f"Epoch {epoch + 1}/{epochs} - {shown}")
-        if backup_dir is not None:
-            _backup(model, backup_dir, epoch + 1, history.history)
+            loop.echo(f"Epoch {epoch + 1}/{loop.epochs} - {shown}")
+        if chief and loop.backup_dir is not None:
+            _backup(model, loop.backup_dir, epoch + 1, history.history, loop.callbacks)
         if model.stop_training:
             break
     callback_list.on_train_end(logs)
@@ -594,12 +594,16 @@ def local_copy(model: Any) -> Any:
         return keras.models.load_model(path)
 
 
-def _backup(model: Any, backup_dir: Path, epochs_done: int, history: dict) -> None:
-    """Write model weights, optimizer variables and the epoch count into a fresh folder,
-    then swap it in, so a crash leaves either the old backup or the new one whole."""
+def _backup(model: Any, backup_dir: Path, epochs_done: int, history: dict, callbacks: list) -> None:
+    """Write model weights, optimizer variables, the callbacks' state and the epoch count
+    into a fresh folder, then swap it in, so a crash leaves either the old backup or the
+    new one whole."""
+    from dltoolkit.callbacks import save_callback_state
+
     fresh = fresh_folder(backup_dir)
     model.save_weights(fresh / "model.weights.h5")
     np.savez(fresh / "optimizer.npz", *[np.asarray(v) for v in model.optimizer.variables])
+    save_callback_state(callbacks, fresh)
     (fresh / "state.json").write_text(json.dumps({"epochs_done": epochs_done, "history": history}))
     swap_in_folder(fresh, backup_dir)
 

@@ -61,7 +61,9 @@ class Repository:
         self.root = Path(root)
         self._loaded: dict[tuple[str, int], Servable] = {}
         self._failed: dict[tuple[str, int], str] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the two below
+        self._loading: dict[tuple[str, int], threading.Lock] = {}
+        self._pending: set[tuple[str, int]] = set()
 
     def names(self) -> list[str]:
         """Models in the repository (folders with at least one integer version)."""
@@ -99,11 +101,19 @@ class Repository:
         return entries
 
     def get(self, name: str, version: int | None) -> Servable:
-        """The requested version, or the newest one that loads."""
+        """The requested version, or the newest one that loads. A newer version found
+        while an older one is serving loads in the background, as in TF Serving: the
+        older one answers until the newer one is ready."""
         candidates = self.versions(name)
         if version is not None:
             candidates = [v for v in candidates if v == version]
-        for number in candidates:
+        for position, number in enumerate(candidates):
+            key = (name, number)
+            older_ready = any((name, v) in self._loaded for v in candidates[position + 1 :])
+            if version is None and key not in self._loaded and older_ready:
+                if key not in self._failed:
+                    self._load_in_background(name, number)
+                continue
             servable = self._load(name, number)
             if servable is not None:
                 return servable
@@ -117,13 +127,32 @@ class Repository:
             except RequestError:
                 LOG.error("model %s: no version could be loaded", name)
 
-    def _load(self, name: str, version: int) -> Servable | None:
-        key = (name, version)
+    def _load_in_background(self, name: str, version: int) -> None:
         with self._lock:
-            folder = self.root / name / str(version)
-            if not folder.is_dir():
-                self._loaded.pop(key, None)
-                return None
+            if (name, version) in self._pending:
+                return
+            self._pending.add((name, version))
+
+        def load() -> None:
+            try:
+                self._load(name, version)
+            finally:
+                with self._lock:
+                    self._pending.discard((name, version))
+
+        threading.Thread(target=load, name=f"load {name} {version}", daemon=True).start()
+
+    def _load(self, name: str, version: int) -> Servable | None:
+        """The loaded version, loading it first if needed. Each version has its own lock,
+        so loading one never holds up requests to the others."""
+        key = (name, version)
+        folder = self.root / name / str(version)
+        if not folder.is_dir():
+            self._loaded.pop(key, None)
+            return None
+        with self._lock:
+            lock = self._loading.setdefault(key, threading.Lock())
+        with lock:
             if key in self._loaded:
                 return self._loaded[key]
             if key in self._failed:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import shutil
 import time
@@ -21,6 +20,7 @@ import numpy as np
 
 from dltoolkit import distribute
 from dltoolkit.backend import library_versions
+from dltoolkit.callbacks import AtomicBackupAndRestore, StopOnNonFiniteLoss
 from dltoolkit.config import SERIES_TASKS, RunConfig
 from dltoolkit.cost import EpochTimer, devices, forward_flops, peak_memory_mib
 from dltoolkit.data import ArraySplits, load_dataset
@@ -32,9 +32,6 @@ from dltoolkit.features import save as save_features
 from dltoolkit.models import MODELS, resolve_model_config
 from dltoolkit.runs import (
     create_run_dir,
-    fresh_folder,
-    recover_folder,
-    swap_in_folder,
     write_json,
     write_text_atomic,
 )
@@ -352,11 +349,7 @@ def fit(
         if weights is not None:
             table = np.array([weights[index] for index in range(len(weights))], np.float32)
             train = (x_train, y_train, table[np.asarray(y_train, dtype=np.int64)])
-        history = distribute.fit_in_loop(
-            model,
-            placement,
-            train,
-            (x_val, y_val),
+        loop = distribute.Loop(
             config.train.epochs,
             config.train.batch_size,
             [*callback_list, guard, timer],
@@ -365,12 +358,13 @@ def fit(
             backup,
             echo,
         )
+        history = distribute.fit_in_loop(model, placement, train, (x_val, y_val), loop)
         model = distribute.local_copy(model)
     else:
         extra: list[keras.callbacks.Callback] = [guard, timer]
         if config.train.backup:
             # After the guard: a non-finite loss stops the run before this epoch is saved.
-            extra.append(AtomicBackupAndRestore(backup))
+            extra.append(AtomicBackupAndRestore(backup, saved=callback_list))
         history = model.fit(
             x_train,
             y_train,
@@ -385,53 +379,6 @@ def fit(
     train_seconds = time.perf_counter() - start
     trained = task.trained(model, data)
     return Fitted(trained, history, train_seconds, len(x_train), timer.seconds)
-
-
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' BackupAndRestore (same files, same restore) with every save atomic: the
-    weights and the epoch are written into a fresh folder that then takes the backup's
-    place, so a process killed while saving leaves the previous backup or the new one
-    whole, never a torn weights file."""
-
-    def __init__(self, folder: Path):
-        self.current = Path(folder) / "current"
-        super().__init__(str(self.current))
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        recover_folder(self.current)
-        super().on_train_begin(logs)
-
-    def _save_model(self) -> None:  # Keras' hook for one save
-        fresh = fresh_folder(self.current)
-        self.model.save_weights(str(fresh / Path(self._weights_path).name))
-        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
-        (fresh / Path(self._training_metadata_path).name).write_text(json.dumps(metadata))
-        swap_in_folder(fresh, self.current)
-
-
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stop training at the end of the first epoch whose loss is NaN or infinite, with a
-    message that names the epoch and says what to try. It runs before the backup, so the
-    backup keeps the last good epoch. (Checked per epoch, not per batch: reading the loss
-    every batch would make the device wait for it.)"""
-
-    def __init__(self, config: RunConfig, backup: Path):
-        super().__init__()
-        self.config = config
-        self.backup = backup
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        for key in ("loss", "val_loss"):
-            value = (logs or {}).get(key)
-            if value is None or math.isfinite(float(value)):
-                continue
-            kept = f"; the last good epoch is backed up in {self.backup}" if epoch else ""
-            raise DltkError(
-                f"training stopped: the {key.replace('_', ' ')} became {float(value)} in "
-                f"epoch {epoch + 1}. Lower train.learning_rate (now "
-                f"{self.config.train.learning_rate}), check that the inputs are scaled and "
-                f"free of extreme values, or add regularisation{kept}."
-            )
 
 
 def _whole_history(

@@ -142,3 +142,71 @@ def test_a_killed_export_never_leaves_a_version_that_would_not_load(
     assert [child.name for child in folder.iterdir() if child.name.startswith(".")] == []
     newest = max(int(child.name) for child in folder.iterdir())
     assert "serving_default" in tf.saved_model.load(str(folder / str(newest))).signatures
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _StopAfter(__import__("keras").callbacks.Callback):
+    """Interrupt a fit at the end of epoch ``epoch`` (after the backup, being later in
+    the callback list)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch == self.epoch:
+            raise _Interrupted
+
+
+def test_a_resumed_fit_keeps_early_stopping_and_learning_rate_state(tmp_path: Path) -> None:
+    """Interrupted after 2 epochs and resumed, a fit stops at the same epoch with the
+    same best weights and learning rate as an uninterrupted one: the backup carries
+    EarlyStopping's patience and best weights and ReduceLROnPlateau's counters."""
+    import keras
+    import numpy as np
+
+    from dltoolkit.callbacks import AtomicBackupAndRestore
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = (x @ np.array([1.0, -2.0, 0.5, 3.0], "float32"))[:, None]
+
+    def fit(backup: Path, stop_after: int | None = None) -> tuple:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, name="out")])
+        model.compile(keras.optimizers.SGD(0.01), "mse")
+        # min_delta so large that only the first epoch counts as an improvement.
+        stopping = keras.callbacks.EarlyStopping(
+            "loss", min_delta=1e6, patience=4, restore_best_weights=True
+        )
+        plateau = keras.callbacks.ReduceLROnPlateau(
+            "loss", factor=0.5, patience=1, cooldown=1, min_delta=1e6
+        )
+        callbacks = [stopping, plateau, AtomicBackupAndRestore(backup, [stopping, plateau])]
+        if stop_after is not None:
+            callbacks.append(_StopAfter(stop_after))
+        history = model.fit(
+            x, y, epochs=20, batch_size=64, shuffle=False, callbacks=callbacks, verbose=0
+        )
+        return model, history.history, stopping, plateau
+
+    whole, whole_history, stopping, plateau = fit(tmp_path / "whole")
+    assert len(whole_history["loss"]) == 5 and stopping.stopped_epoch == 4
+
+    with pytest.raises(_Interrupted):
+        fit(tmp_path / "cut", stop_after=2)
+    resumed, resumed_history, stopping_again, plateau_again = fit(tmp_path / "cut")
+    assert stopping_again.stopped_epoch == 4
+    assert len(resumed_history["loss"]) == 2  # epochs 4 and 5, after the restored 3
+    for mine, theirs in zip(resumed.get_weights(), whole.get_weights(), strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-6)
+    assert float(np.asarray(resumed.optimizer.learning_rate)) == pytest.approx(
+        float(np.asarray(whole.optimizer.learning_rate))
+    )
+    assert (plateau_again.wait, plateau_again.cooldown_counter) == (
+        plateau.wait,
+        plateau.cooldown_counter,
+    )

@@ -199,8 +199,16 @@ def test_a_corrupt_version_is_skipped_and_a_new_one_is_served(server) -> None:
     staging = repository / "cnn-image" / ".export-test"
     shutil.copytree(repository / "cnn-image" / "1", staging)
     staging.rename(repository / "cnn-image" / "2")
-    status, body = call(f"{base}/v1/models/cnn-image/metadata")
-    assert status == 200 and body["model_spec"]["version"] == "2"
+    # Version 1 answers until version 2 has loaded in the background; then version 2 does.
+    served = []
+    deadline = time.monotonic() + 120
+    while not served or served[-1] != "2":
+        assert time.monotonic() < deadline, f"version 2 never served: {served[-5:]}"
+        status, body = call(f"{base}/v1/models/cnn-image/metadata")
+        assert status == 200, body
+        served.append(body["model_spec"]["version"])
+        time.sleep(0.05)
+    assert set(served) <= {"1", "2"} and served == sorted(served)
     assert call(f"{base}/v1/models/cnn-image/versions/1/metadata")[0] == 200
 
 
