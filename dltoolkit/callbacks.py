@@ -98,6 +98,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             self._restore_state = False
         super().on_epoch_begin(epoch, logs)
 
+    # Saves happen at epoch ends only, so the per-batch hook goes back to Keras' default:
+    # a callback that overrides it makes fit wait for every batch's logs (on JAX and torch
+    # it turns off asynchronous dispatch), which cost up to a fifth of the throughput.
+    on_train_batch_end = keras.callbacks.Callback.on_train_batch_end
+
     def _save_model(self) -> None:  # Keras' hook for one save
         fresh = fresh_folder(self.current)
         self.model.save_weights(str(fresh / Path(self._weights_path).name))

@@ -210,3 +210,25 @@ def test_a_resumed_fit_keeps_early_stopping_and_learning_rate_state(tmp_path: Pa
         plateau.wait,
         plateau.cooldown_counter,
     )
+
+
+def test_the_backup_leaves_batches_asynchronous(tmp_path: Path) -> None:
+    """A callback with its own per-batch hook makes fit wait for every batch's logs; the
+    backup (saved at epoch ends only) keeps Keras' default hook."""
+    import keras
+
+    from dltoolkit.callbacks import AtomicBackupAndRestore, StopOnNonFiniteLoss
+    from dltoolkit.config import RunConfig
+    from dltoolkit.cost import EpochTimer
+
+    added = [
+        AtomicBackupAndRestore(tmp_path),
+        StopOnNonFiniteLoss(RunConfig(name="check"), tmp_path),
+        EpochTimer(),
+    ]
+    for callback in added:
+        for hook in ("on_batch_end", "on_train_batch_end", "on_test_batch_end"):
+            assert getattr(getattr(callback, hook), "_is_default", False), (callback, hook)
+    if BACKEND != "tensorflow":  # Keras dispatches callbacks asynchronously on these
+        callback_list = keras.callbacks.CallbackList(added)
+        assert callback_list._async_train and callback_list._async_test
