@@ -513,6 +513,55 @@ def evaluate(run_dir: str, backend: str | None) -> None:
     click.echo(json.dumps(evaluate_run(directory), indent=2))
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@_one_line_errors
+def report(run_dir: str) -> None:
+    """(Re)draw a run's pictures and write its report.html."""
+    directory = Path(run_dir)
+    if not directory.is_dir():
+        raise DltkError(f"{run_dir!r} is not a folder; pass a run directory (dltk runs list).")
+    from dltoolkit.report import write_report
+
+    click.echo(f"report: {write_report(directory)}")
+
+
+@main.group()
+def runs() -> None:
+    """List and compare past runs."""
+
+
+@runs.command("list")
+@click.argument("recipe_name", required=False, metavar="[RECIPE]")
+@click.option(
+    "--runs-dir", default="runs", show_default=True, help="Folder that holds the run directories."
+)
+@_one_line_errors
+def runs_list(recipe_name: str | None, runs_dir: str) -> None:
+    """Past runs, oldest first: time, recipe, backend, headline score beside the best
+    baseline's, parameters and training time."""
+    from dltoolkit.runs import find_runs, text_table
+
+    found = find_runs(runs_dir, recipe_name)
+    if not found:
+        where = f"{runs_dir}/{recipe_name}" if recipe_name else runs_dir
+        raise DltkError(f"no finished runs under {where!r}; run dltk recipe NAME first.")
+    keys = ["created", "recipe", "backend", "score", "network", "baseline", "parameters",
+            "train_seconds", "run"]  # fmt: skip
+    click.echo(text_table(keys, [[run[key] for key in keys] for run in found]))
+
+
+@runs.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR RUN_DIR ...")
+@_one_line_errors
+def runs_compare(run_dirs: tuple[str, ...]) -> None:
+    """Runs side by side: cost, every test score, the best baseline and the settings in
+    which their configurations differ."""
+    from dltoolkit.runs import compare_runs
+
+    click.echo(compare_runs([Path(d) for d in run_dirs]))
+
+
 @main.command(name="export")
 @click.argument("model_path", type=click.Path())
 @click.option(

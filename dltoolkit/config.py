@@ -227,6 +227,15 @@ class ExportConfig:
     directory: str = "saved_models"
 
 
+@dataclass
+class ReportConfig:
+    """``report.html`` and its pictures, written into the run directory at the end."""
+
+    enabled: bool = True
+    permutation_repeats: int = 3  # shuffles per feature column (tables); 0: no importance
+    saliency_images: int = 4  # test images with gradient saliency maps (images); 0: none
+
+
 STRATEGIES = (
     "off",
     "one_device",
@@ -285,6 +294,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     distribute: DistributeConfig = field(default_factory=DistributeConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict in declaration order."""
@@ -678,6 +688,9 @@ def _check_values(config: RunConfig) -> None:
         )
     if not isinstance(config.model.get("builder"), str):
         fail("model.builder", config.model.get("builder"), "the name of a model builder")
+    for key in ("permutation_repeats", "saliency_images"):
+        if getattr(config.report, key) < 0:
+            fail(f"report.{key}", getattr(config.report, key), "an integer >= 0 (0 turns it off)")
 
 
 def _check_series(config: RunConfig, fail: typing.Callable[[str, Any, str], None]) -> None:

@@ -424,12 +424,13 @@ class Loop:
 
 
 def fit_in_loop(
-    model: Any, placement: Placement, train: tuple, validation: tuple, loop: Loop
+    model: Any, placement: Placement, train: tuple, validation: tuple | None, loop: Loop
 ) -> dict[str, list[float]]:
     """Train ``model`` (built and compiled in ``placement.scope()``) with its own
     ``train_step`` and ``test_step`` under ``strategy.run``; return the history.
 
-    ``train`` and ``validation`` are ``(x, y)`` or ``(x, y, sample_weight)``. Every epoch
+    ``train`` and ``validation`` are ``(x, y)`` or ``(x, y, sample_weight)`` (validation
+    None: none). Every epoch
     is shuffled with ``seed + epoch`` and split into global batches of ``batch_size``
     (each worker takes its replicas' share), so the run does not depend on the number of
     workers, and a resumed run sees the same batches as an uninterrupted one. At the end
@@ -463,7 +464,7 @@ def fit_in_loop(
     def results() -> dict[str, float]:
         return {key: float(value) for key, value in model.get_metrics_result().items()}
 
-    validation_data = batches(validation, None)
+    validation_data = batches(validation, None) if validation is not None else []
 
     def one_epoch(epoch: int, callback_list: Any) -> dict[str, float]:
         model.reset_metrics()
@@ -472,6 +473,8 @@ def fit_in_loop(
             train_step(batch)
             callback_list.on_train_batch_end(step)
         logs = results()
+        if validation is None:
+            return logs
         model.reset_metrics()
         for batch in validation_data:
             test_step(batch)
@@ -483,7 +486,7 @@ def fit_in_loop(
 
 
 def _fit_coordinated(
-    model: Any, placement: Placement, train: tuple, validation: tuple, loop: Loop
+    model: Any, placement: Placement, train: tuple, validation: tuple | None, loop: Loop
 ) -> dict[str, list[float]]:
     """parameter_server: the coordinator schedules ceil(rows / batch_size) steps an epoch
     on whichever worker is free; each step applies one worker's batch to the variables on
@@ -527,6 +530,8 @@ def _fit_coordinated(
         losses = [coordinator.schedule(train_step, args=(iterator,)) for _ in range(steps)]
         coordinator.join()
         logs = {"loss": float(np.mean([loss.fetch() for loss in losses]))}
+        if validation is None:
+            return logs
         local.set_weights(model.get_weights())
         scores = local.evaluate(
             *validation, batch_size=loop.batch_size, verbose=0, return_dict=True

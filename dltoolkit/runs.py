@@ -10,6 +10,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from dltoolkit.errors import DltkError
+
+# Scores where larger is better (matched as parts of names such as ``val_pr_auc``).
+HIGHER_IS_BETTER = (
+    "acc", "auc", "precision", "recall", "f1", "r2", "silhouette", "calinski", "sharpe",
+    "cumulative_return",
+)  # fmt: skip
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of metric ``metric`` (e.g. ``val_pr_auc``) is better."""
+    return any(key in metric for key in HIGHER_IS_BETTER)
+
 
 def create_run_dir(output_dir: str | Path, recipe: str) -> Path:
     """Create a new, empty run directory; a second run in the same second gets a suffix."""
@@ -84,3 +97,147 @@ def recover_folder(target: Path) -> None:
     for aside in sorted(target.parent.glob(f"{target.name}.previous-*")):
         aside.rename(target)
         return
+
+
+# === Listing and comparing past runs ===
+
+# The score each task's runs are compared by (series volatility runs use qlike).
+HEADLINE_SCORES = {
+    "classification": "accuracy",
+    "binary": "roc_auc",
+    "anomaly": "pr_auc",
+    "regression": "rmse",
+    "clustering": "silhouette",
+    "forecasting": "rmse_return",
+    "signal": "sharpe",
+}
+
+
+def headline_score(metrics: dict[str, Any]) -> str:
+    """The name of the score a run is judged by."""
+    if metrics.get("task") == "forecasting" and "qlike" in metrics.get("test", {}):
+        return "qlike"
+    return HEADLINE_SCORES.get(metrics.get("task", ""), "loss")
+
+
+def summarise(run_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """One run in a line: when, what, its headline score and the best baseline's, cost."""
+    name = headline_score(metrics)
+    pick = max if higher_is_better(name) else min
+    baselines = [
+        b for b in metrics.get("baselines", []) if isinstance(b.get("test", {}).get(name), float)
+    ]
+    best = pick(baselines, key=lambda b: b["test"][name]) if baselines else None
+    return {
+        "run": str(run_dir),
+        "created": metrics.get("created_utc", "")[:19].replace("T", " "),
+        "recipe": metrics.get("recipe", run_dir.parent.name),
+        "backend": metrics.get("backend", ""),
+        "score": name,
+        "network": metrics.get("test", {}).get(name),
+        "baseline": f"{best['name']} {best['test'][name]:.4g}" if best else "",
+        "parameters": metrics.get("parameters", {}).get("total"),
+        "train_seconds": metrics.get("train_seconds"),
+    }
+
+
+def find_runs(output_dir: str | Path = "runs", recipe: str | None = None) -> list[dict[str, Any]]:
+    """Summaries of the finished runs under ``output_dir`` (optionally one recipe's),
+    oldest first; unfinished or unreadable run folders are skipped."""
+    root = Path(output_dir)
+    pattern = f"{recipe}/*/metrics.json" if recipe else "*/*/metrics.json"
+    found = []
+    for path in root.glob(pattern):
+        if path.parts[-3].startswith("."):
+            continue
+        try:
+            metrics = read_json(path)
+        except (OSError, ValueError):
+            continue
+        found.append(summarise(path.parent, metrics))
+    return sorted(found, key=lambda run: (run["created"], run["run"]))
+
+
+def text_table(header: list[str], rows: list[list[Any]]) -> str:
+    """A plain aligned table: numbers right-aligned to 4 significant digits."""
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        return str(value)
+
+    cells = [[cell(value) for value in row] for row in rows]
+    widths = [max(len(str(h)), *(len(row[i]) for row in cells)) for i, h in enumerate(header)]
+    numeric = [
+        all(isinstance(row[i], (int, float)) or row[i] is None for row in rows)
+        for i in range(len(header))
+    ]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(
+            value.rjust(width) if right else value.ljust(width)
+            for value, width, right in zip(values, widths, numeric, strict=True)
+        ).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def compare_runs(run_dirs: list[Path]) -> str:
+    """Runs side by side: facts and cost, every test score, the best baseline, and the
+    configuration settings in which they differ."""
+    import yaml
+
+    runs = []
+    for run_dir in run_dirs:
+        path = Path(run_dir) / "metrics.json"
+        if not path.is_file():
+            raise DltkError(
+                f"{run_dir} has no metrics.json; pass finished run directories "
+                "(dltk runs list shows them)."
+            )
+        config_path = Path(run_dir) / "config.yaml"
+        config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
+        runs.append((read_json(path), _flatten(config or {})))
+    rows: list[list[Any]] = []
+
+    def add(label: str, values: list[Any]) -> None:
+        rows.append([label, *values])
+
+    summaries = [summarise(Path(d), m) for d, (m, _) in zip(run_dirs, runs, strict=True)]
+    for key in ("recipe", "created", "backend", "score", "network", "baseline"):
+        add(key, [s[key] for s in summaries])
+    add("seed", [m.get("seed") for m, _ in runs])
+    add("parameters", [m.get("parameters", {}).get("total") for m, _ in runs])
+    add("flops_per_example", [m.get("cost", {}).get("flops_per_example") for m, _ in runs])
+    add("epochs_run", [m.get("epochs_run") for m, _ in runs])
+    add("train_seconds", [m.get("train_seconds") for m, _ in runs])
+    add("samples_per_second", [m.get("samples_per_second") for m, _ in runs])
+    scores = dict.fromkeys(
+        key
+        for m, _ in runs
+        for key, value in m.get("test", {}).items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    )
+    for key in scores:
+        add(f"test {key}", [m.get("test", {}).get(key) for m, _ in runs])
+    settings = sorted({key for _, flat in runs for key in flat})
+    for key in settings:
+        values = [flat.get(key) for _, flat in runs]
+        if len({repr(value) for value in values}) > 1:
+            add(f"config {key}", [repr(v) if isinstance(v, (list, dict)) else v for v in values])
+    header = ["", *[Path(d).name for d in run_dirs]]
+    return text_table(header, rows)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -79,38 +79,96 @@ def fit_segments(
     log: Callable[[str], None] | None = None,
 ):
     """DEC/IDEC on ``x`` as ``train.clustering`` says: pretraining for ``train.epochs``
-    (or ``pretrain_epochs``) with the configured optimizer, then self-training."""
+    (or ``pretrain_epochs``) with the configured optimizer, then self-training, under the
+    active strategy (its own loop for multi_worker and parameter_server)."""
+    from dltoolkit import distribute
     from dltoolkit.models.dec import fit_dec
     from dltoolkit.training import make_optimizer
 
     settings = config.train.clustering
-    return fit_dec(
-        model,
-        x,
-        method=settings.method,
-        pretrain_epochs=pretrain_epochs or config.train.epochs,
-        pretrain_optimizer=make_optimizer(config),
-        pretrain_batch_size=config.train.batch_size,
-        batch_size=config.train.batch_size,
-        max_iterations=settings.max_iterations,
-        update_interval=settings.update_interval,
-        tolerance=settings.tolerance,
-        gamma=settings.gamma,
-        seed=config.seed,
-        log=log,
-    )
+    placement = distribute.current()
+    with placement.scope():  # the optimizers and the self-training models are made inside
+        return fit_dec(
+            model,
+            x,
+            method=settings.method,
+            pretrain_epochs=pretrain_epochs or config.train.epochs,
+            pretrain_optimizer=make_optimizer(config),
+            pretrain_batch_size=config.train.batch_size,
+            batch_size=config.train.batch_size,
+            max_iterations=settings.max_iterations,
+            update_interval=settings.update_interval,
+            tolerance=settings.tolerance,
+            gamma=settings.gamma,
+            seed=config.seed,
+            log=log,
+            steps=LoopSteps(placement, config.seed) if placement.in_loop else None,
+        )
+
+
+class LoopSteps:
+    """DEC's training and inference where Keras' fit does not run (multi_worker,
+    parameter_server): epochs and runs of self-training steps go through the strategy's
+    own loop (:func:`dltoolkit.distribute.fit_in_loop`), each run of steps as one epoch
+    over its rows; outputs come from calling the model on batches of rows."""
+
+    def __init__(self, placement: Any, seed: int):
+        self.placement = placement
+        self.seed = seed
+        self.runs = 0
+
+    def _loop(self, epochs: int, batch_size: int) -> Any:
+        from dltoolkit import distribute
+
+        return distribute.Loop(epochs, batch_size, [], 0, self.seed + self.runs, None)
+
+    def fit(self, model: keras.Model, x, y, batch_size: int, epochs: int) -> list[float]:
+        """Train ``epochs`` epochs on ``(x, y)``; the loss of each epoch."""
+        from dltoolkit import distribute
+
+        history = distribute.fit_in_loop(
+            model, self.placement, (x, y), None, self._loop(epochs, batch_size)
+        )
+        return [float(value) for value in history["loss"]]
+
+    def train(self, model: keras.Model, x, targets: list, batches: list) -> list[float]:
+        """The batches' steps as one epoch over their rows; its mean loss."""
+        from dltoolkit import distribute
+
+        rows = np.concatenate(batches)
+        parts = tuple(part[rows] for part in targets)
+        self.runs += 1
+        history = distribute.fit_in_loop(
+            model,
+            self.placement,
+            (x[rows], parts if len(parts) > 1 else parts[0]),
+            None,
+            self._loop(1, len(batches[0])),
+        )
+        return [float(history["loss"][-1])]
+
+    def predict(self, model: keras.Model, x) -> np.ndarray:
+        """The model's outputs for every row of ``x``, 1,024 rows at a time."""
+        outputs = [
+            keras.ops.convert_to_numpy(model(x[start : start + 1024], training=False))
+            for start in range(0, len(x), 1024)
+        ]
+        return np.concatenate(outputs)
 
 
 def run_clustering(config: RunConfig, echo: Callable[[str], None] = print):
     """Train, score and export one ``clustering`` run (config already resolved)."""
     from sklearn.cluster import KMeans
 
+    from dltoolkit import distribute
     from dltoolkit.models.dec import predict_clusters
     from dltoolkit.training import RunResult, build_model, export_run
 
+    placement = distribute.current()
     keras.utils.set_random_seed(config.seed)
     data = load_table_dataset(config.data, config.seed, classes=False, labelled=False)
-    model = build_model(config, data)
+    with placement.scope():
+        model = build_model(config, data)
     k = int(config.model["num_clusters"])
     x_fit = np.concatenate([data.x_train, data.x_val])
     if len(x_fit) < k:
@@ -120,6 +178,13 @@ def run_clustering(config: RunConfig, echo: Callable[[str], None] = print):
             f"data source {data.source!r} leaves {len(x_fit)} rows to fit {k} segments; "
             "lower model.num_clusters or use more data."
         )
+    if not placement.chief:  # train alongside the chief; the chief writes everything
+        history = fit_segments(config, model, x_fit)
+        echo(
+            f"worker {placement.worker_index}: DEC trained ({history.iterations} "
+            "self-training steps); the chief writes the run directory"
+        )
+        return RunResult(run_dir=None, metrics={}, export_path=None)
     table = data.table
     raw = pd.concat([table.train, table.validation, table.test], ignore_index=True)
 
@@ -137,6 +202,8 @@ def run_clustering(config: RunConfig, echo: Callable[[str], None] = print):
     start = time.perf_counter()
     history = fit_segments(config, model, x_fit, log=echo if config.train.verbose else None)
     train_seconds = time.perf_counter() - start
+    if placement.in_loop:  # predict and save with a copy that lives on this process only
+        model = distribute.local_copy(model)
     segmenter = keras.Model(model.inputs, model.get_layer("clustering").output, name=model.name)
     segments_fit, segments_test = history.clusters, predict_clusters(model, data.x_test)
 
@@ -162,9 +229,10 @@ def run_clustering(config: RunConfig, echo: Callable[[str], None] = print):
     assignments["segment"] = all_segments
     assignments.to_csv(run_dir / "segments.csv", index=False)
 
-    # === Self-organizing map of the same rows ===
+    # === Self-organizing map of the same rows; the latent space in 2-D ===
     som = _fit_som(config, x_fit)
     som_summary = _som_pictures(som, x_fit, segments_fit, run_dir)
+    _latent_picture(model, x_fit, segments_fit, run_dir)
 
     model_path = run_dir / "model.keras"
     segmenter.save(model_path)
@@ -205,6 +273,7 @@ def run_clustering(config: RunConfig, echo: Callable[[str], None] = print):
             "devices": devices(),
         },
         "backend": keras.backend.backend(),
+        "distribute": placement.describe(),
         "versions": library_versions(),
         "seed": config.seed,
         "data": {
@@ -222,8 +291,34 @@ def run_clustering(config: RunConfig, echo: Callable[[str], None] = print):
         f"{baseline['test']['silhouette']:.4f} | segment sizes {deep['sizes']} | "
         f"{metrics['parameters']['total']:,} parameters, {train_seconds:.1f} s"
     )
+    if config.report.enabled:
+        from dltoolkit.training import report
+
+        report(run_dir, echo)
     export_path = export_run(config, run_dir, metrics, echo, task="clustering")
     return RunResult(run_dir=run_dir, metrics=metrics, export_path=export_path)
+
+
+def _latent_picture(model: keras.Model, x: np.ndarray, segments: np.ndarray, folder: Path):
+    """``latent_space.png``: the encoder's codes of ``x`` on their first two principal
+    components, coloured by segment."""
+    from sklearn.decomposition import PCA
+
+    from dltoolkit.report import _pyplot, _save
+
+    codes = model.get_layer("encoder").predict(x, batch_size=1024, verbose=0)
+    codes = codes.reshape(len(codes), -1)
+    points = (
+        PCA(n_components=2, random_state=0).fit_transform(codes) if codes.shape[1] > 2 else codes
+    )
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5.6, 4.6))
+    scatter = axis.scatter(points[:, 0], points[:, 1], c=segments, cmap="tab10", s=8, alpha=0.7)
+    figure.colorbar(scatter, ax=axis, label="segment")
+    axis.set_xlabel("latent component 1")
+    axis.set_ylabel("latent component 2")
+    axis.set_title("DEC latent space (principal components of the codes)", fontsize=10)
+    _save(figure, folder / "latent_space.png")
 
 
 def _fit_som(config: RunConfig, x: np.ndarray) -> keras.Model:

@@ -290,6 +290,10 @@ def run_series(config: RunConfig, echo: Callable[[str], None] = print, resume: P
         f"{fitted.train_seconds:.1f} s"
     )
     echo(metrics["comparison"]["verdict"])
+    if config.report.enabled:
+        from dltoolkit.training import report
+
+        report(run_dir, echo)
     export_path = export_run(
         config,
         run_dir,

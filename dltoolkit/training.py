@@ -30,8 +30,10 @@ from dltoolkit.export import check_model_name, export_saved_model
 from dltoolkit.features import load_table_dataset
 from dltoolkit.features import save as save_features
 from dltoolkit.models import MODELS, resolve_model_config
+from dltoolkit.report import save_test_outputs
 from dltoolkit.runs import (
     create_run_dir,
+    higher_is_better,
     write_json,
     write_text_atomic,
 )
@@ -75,13 +77,11 @@ def resolve(config: RunConfig) -> RunConfig:
             f"task {resolved.task} needs a sequence model, model.builder rnn or cnn; received "
             f"{resolved.model['builder']!r}."
         )
-    if resolved.task == "clustering" and (
-        resolved.distribute.strategy != "off" or resolved.distribute.precision != "float32"
-    ):
+    if resolved.task == "clustering" and resolved.distribute.precision != "float32":
         raise ConfigError(
-            "task clustering trains DEC/IDEC with its own loop on one device in float32; set "
-            f"distribute.strategy=off and distribute.precision=float32 (received "
-            f"{resolved.distribute.strategy!r}, {resolved.distribute.precision!r})."
+            "task clustering trains DEC/IDEC in float32 (its Student's t assignments and "
+            "KL divergence lose too much in 16 bits); set distribute.precision=float32 "
+            f"(received {resolved.distribute.precision!r})."
         )
     required = {"anomaly": "autoencoder", "clustering": "dec"}.get(resolved.task)
     if required is not None and resolved.model["builder"] != required:
@@ -471,15 +471,15 @@ def run_facts(config: RunConfig, fitted: Fitted) -> dict[str, Any]:
 
 def decide_and_score(
     config: RunConfig, model: keras.Model, data: ArraySplits
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The task's decision chosen on the validation split (a binary threshold), and the
-    test scores under it."""
+) -> tuple[dict[str, Any], dict[str, Any], np.ndarray]:
+    """The task's decision chosen on the validation split (a binary threshold), the test
+    scores under it, and the test outputs."""
     task = get_task(config.task)
     batch_size = config.train.batch_size
     outputs = predict_outputs(model, data.x_val, batch_size)
     decision = task.decision(data.y_val, outputs, config.train.threshold)
     outputs = predict_outputs(model, data.x_test, batch_size)
-    return decision, task.scores(data.y_test, outputs, decision)
+    return decision, task.scores(data.y_test, outputs, decision), outputs
 
 
 def cross_validate(config: RunConfig, echo: Callable[[str], None] = print) -> dict[str, Any]:
@@ -596,7 +596,7 @@ def run(
     fitted = fit(model, config, data, callbacks(config, run_dir), config.train.verbose, echo)
     model = fitted.model
 
-    decision, test_scores = decide_and_score(config, model, data)
+    decision, test_scores, test_outputs = decide_and_score(config, model, data)
     baselines = task.baselines(data, config.train.threshold, config.train.class_weight)
     model_path = run_dir / "model.keras"
     model.save(model_path)
@@ -623,14 +623,65 @@ def run(
     if data.table is not None:
         metrics["data"]["numeric"] = data.table.numeric
         metrics["data"]["categorical"] = data.table.categorical
+    if config.report.enabled:
+        save_test_outputs(run_dir, data.y_test, test_outputs)
+        metrics["interpretability"] = explain(config, model, data, decision, run_dir, echo)
     write_json(run_dir / "metrics.json", metrics)
     drop_backups(config)
     echo(_summary(metrics, task.summary))
+    if config.report.enabled:
+        report(run_dir, echo)
 
     export_path = export_run(
         config, run_dir, metrics, echo, data.class_names, task=config.task, decision=decision
     )
     return RunResult(run_dir=run_dir, metrics=metrics, export_path=export_path)
+
+
+def explain(
+    config: RunConfig,
+    model: keras.Model,
+    data: ArraySplits,
+    decision: dict[str, Any],
+    run_dir: Path,
+    echo: Callable[[str], None],
+) -> dict[str, Any]:
+    """Permutation importance of a table's raw features, or saliency maps of a few test
+    images, as ``report`` configures; what was found, for metrics.json."""
+    from dltoolkit.interpret import permutation_importance, saliency_figure
+
+    found: dict[str, Any] = {}
+    repeats, images = config.report.permutation_repeats, config.report.saliency_images
+    if data.table is not None and repeats:
+        task = get_task(config.task)
+        found["permutation_importance"] = permutation_importance(
+            model, data, task, decision, repeats, config.seed, config.train.batch_size
+        )
+        top = found["permutation_importance"]["features"][:3]
+        echo("most important features (test): " + ", ".join(f["feature"] for f in top))
+    elif len(data.input_shape) == 3 and config.task == "classification" and images:
+        rows = np.random.default_rng(config.seed).choice(
+            len(data.x_test), min(images, len(data.x_test)), replace=False
+        )
+        found["saliency"] = saliency_figure(
+            model, data.x_test[rows], data.y_test[rows], data.class_names, run_dir
+        )
+    return found
+
+
+def report(run_dir: Path, echo: Callable[[str], None]) -> None:
+    """Write the run's report.html; a failure is reported without losing the finished run."""
+    from dltoolkit.report import write_report
+
+    try:
+        path = write_report(run_dir)
+    except Exception as error:  # the run itself is complete and saved by now
+        echo(
+            f"report.html could not be written ({type(error).__name__}: {error}); the run is "
+            f"complete, retry with: dltk report {run_dir}"
+        )
+        return
+    echo(f"report: {path}")
 
 
 def worker_result(
@@ -670,14 +721,6 @@ def export_run(
     write_json(run_dir / "metrics.json", metrics)
     echo(f"SavedModel: {export_path}")
     return export_path
-
-
-HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "r2", "silhouette", "calinski")
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of metric ``metric`` (e.g. ``val_pr_auc``) is better."""
-    return any(key in metric for key in HIGHER_IS_BETTER)
 
 
 def _best_epoch(history: dict[str, list[float]], config: RunConfig) -> int:

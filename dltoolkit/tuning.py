@@ -50,7 +50,7 @@ def objective_of(config: RunConfig, space: SearchSpace) -> keras_tuner.Objective
     the space's, else max for accuracies and AUCs and min otherwise."""
     default = "val_silhouette" if config.task == "clustering" else None
     name = space.objective or default or config.train.early_stopping.monitor
-    from dltoolkit.training import higher_is_better
+    from dltoolkit.runs import higher_is_better
 
     direction = space.direction or ("max" if higher_is_better(name) else "min")
     return keras_tuner.Objective(name, direction)

@@ -16,6 +16,10 @@ COMMANDS = [
     ["evaluate"],
     ["export"],
     ["predict"],
+    ["report"],
+    ["runs"],
+    ["runs", "list"],
+    ["runs", "compare"],
 ]
 
 
@@ -104,9 +108,14 @@ def test_run_directory_contents(trained_run: Path):
     assert sorted(path.name for path in trained_run.iterdir()) == [
         "checkpoints",
         "config.yaml",
+        "confusion_matrix.png",
         "history.csv",
+        "learning_curves.png",
         "metrics.json",
         "model.keras",
+        "report.html",
+        "saliency.png",
+        "test_outputs.npz",
     ]
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert metrics["backend"] == BACKEND

@@ -116,6 +116,31 @@ class DECHistory:
     clusters: np.ndarray
 
 
+class DECSteps:
+    """How :func:`fit_dec` trains and runs its models: Keras' own ``fit``,
+    ``train_on_batch`` and ``predict`` (under whatever strategy scope or JAX distribution
+    is active). A distributed custom loop substitutes its own methods."""
+
+    def fit(self, model: keras.Model, x, y, batch_size: int, epochs: int) -> list[float]:
+        """Train ``epochs`` epochs on ``(x, y)``; the loss of each epoch."""
+        history = model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0)
+        return [float(value) for value in history.history["loss"]]
+
+    def train(self, model: keras.Model, x, targets: list, batches: list[np.ndarray]) -> list[float]:
+        """One step on each batch of row indices, in order; the loss of every step (or of
+        every run of steps, where they run as one loop)."""
+        losses = []
+        for rows in batches:
+            parts = [part[rows] for part in targets]
+            result = model.train_on_batch(x[rows], parts if len(parts) > 1 else parts[0])
+            losses.append(float(np.ravel(result)[0]))
+        return losses
+
+    def predict(self, model: keras.Model, x) -> np.ndarray:
+        """The model's outputs for every row of ``x``."""
+        return model.predict(x, batch_size=1024, verbose=0)
+
+
 def fit_dec(
     model: keras.Model,
     x,
@@ -134,6 +159,7 @@ def fit_dec(
     seed: int = 0,
     pretrain: bool = True,
     log: Callable[[str], None] | None = None,
+    steps: DECSteps | None = None,
 ) -> DECHistory:
     """Pretrain, initialise by k-means and self-train a :func:`dec` model on ``x``.
 
@@ -157,6 +183,7 @@ def fit_dec(
         seed: seed of k-means and of the batch order.
         pretrain: False skips pretraining (the autoencoder is already trained).
         log: called with one line per target update.
+        steps: how models are trained and run (default :class:`DECSteps`: Keras' own).
 
     Returns:
         A :class:`DECHistory`; ``clusters`` holds each example's final cluster.
@@ -189,17 +216,17 @@ def fit_dec(
     target = reconstruction_target(model, x) if pretraining or method == "idec" else None
 
     # === Pretraining ===
+    steps = steps or DECSteps()
     pretrain_loss: list[float] = []
     if pretraining:
         autoencoder_model = keras.Model(inputs, decoder(code))
         autoencoder_model.compile(optimizer=pretrain_optimizer, loss="mse")
-        history = autoencoder_model.fit(
-            x, target, batch_size=pretrain_batch_size, epochs=pretrain_epochs, verbose=0
+        pretrain_loss = steps.fit(
+            autoencoder_model, x, target, pretrain_batch_size, pretrain_epochs
         )
-        pretrain_loss = [float(value) for value in history.history["loss"]]
 
     # === Centres from k-means on the codes ===
-    codes = encoder.predict(x, batch_size=1024, verbose=0)
+    codes = steps.predict(encoder, x)
     kmeans = KMeans(clustering.num_clusters, n_init=kmeans_restarts, random_state=seed)
     clusters = kmeans.fit_predict(codes)
     clustering.centres.assign(kmeans.cluster_centers_.astype(np.float32))
@@ -223,29 +250,30 @@ def fit_dec(
     losses: list[float] = []
     converged = False
     iteration = 0
-    for iteration in range(max_iterations):
-        if iteration % update_interval == 0:
-            q = assignments.predict(x, batch_size=1024, verbose=0)
-            p = target_distribution(q)
-            previous, clusters = clusters, q.argmax(axis=1)
-            change = float(np.mean(previous != clusters))
-            label_change.append(change)
-            if log is not None:
-                recent = f", loss {losses[-1]:.5f}" if losses else ""
-                log(f"iteration {iteration}: {change:.2%} of points changed cluster{recent}")
-            if iteration > 0 and change < tolerance:
-                converged = True
-                break
-        if position + batch_size > len(x):
-            order, position = rng.permutation(len(x)), 0
-        batch = order[position : position + batch_size]
-        position += batch_size
-        targets = p[batch] if method == "dec" else [p[batch], target[batch]]
-        result = trainer.train_on_batch(x[batch], targets)
-        losses.append(float(np.ravel(result)[0]))
-    else:
-        iteration = max_iterations
-    clusters = assignments.predict(x, batch_size=1024, verbose=0).argmax(axis=1)
+    # The target distribution is fixed between updates, so the steps of one interval
+    # are handed over together.
+    while iteration < max_iterations:
+        q = steps.predict(assignments, x)
+        p = target_distribution(q)
+        previous, clusters = clusters, q.argmax(axis=1)
+        change = float(np.mean(previous != clusters))
+        label_change.append(change)
+        if log is not None:
+            recent = f", loss {losses[-1]:.5f}" if losses else ""
+            log(f"iteration {iteration}: {change:.2%} of points changed cluster{recent}")
+        if iteration > 0 and change < tolerance:
+            converged = True
+            break
+        batches = []
+        for _ in range(min(update_interval, max_iterations - iteration)):
+            if position + batch_size > len(x):
+                order, position = rng.permutation(len(x)), 0
+            batches.append(order[position : position + batch_size])
+            position += batch_size
+        targets = [p] if method == "dec" else [p, target]
+        losses.extend(steps.train(trainer, x, targets, batches))
+        iteration += len(batches)
+    clusters = steps.predict(assignments, x).argmax(axis=1)
     return DECHistory(
         pretrain_loss=pretrain_loss,
         kmeans_inertia=float(kmeans.inertia_),

@@ -1,0 +1,131 @@
+"""What drives a model: permutation feature importance for tables, gradient saliency for
+images. Both run on the test split at the end of a run and feed its report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from dltoolkit.runs import higher_is_better
+
+
+def permutation_importance(
+    model: keras.Model,
+    data: Any,
+    task: Any,
+    decision: dict[str, Any],
+    repeats: int,
+    seed: int,
+    batch_size: int,
+) -> dict[str, Any]:
+    """How much the task's headline test score worsens when one raw feature column is
+    shuffled (the others kept), per column, ``repeats`` shuffles each.
+
+    Args:
+        model: the trained network, taking the FeatureSpace's encoding.
+        data: the run's ArraySplits of a table (raw test frame in ``data.table.test``).
+        task: the run's task (its ``headline`` score and ``scores``).
+        decision: the threshold chosen on validation, for scores that need one.
+        repeats: shuffles per column.
+        seed: seed of the shuffles.
+        batch_size: prediction batch size.
+
+    Returns:
+        ``{"score", "baseline_score", "repeats", "features": [{"feature", "mean", "std"}]}``,
+        features ordered by mean worsening, largest first.
+    """
+    from dltoolkit import features
+    from dltoolkit.training import predict_outputs
+
+    table, space = data.table, data.feature_space
+    name = task.headline
+    higher = higher_is_better(name)
+
+    def score(x: np.ndarray) -> float:
+        outputs = predict_outputs(model, x, batch_size)
+        return float(task.scores(data.y_test, outputs, decision)[name])
+
+    base = score(data.x_test)
+    rng = np.random.default_rng(seed)
+    results = []
+    for column in [*table.numeric, *table.categorical]:
+        worsening = []
+        for _ in range(repeats):
+            frame = table.test.copy()
+            frame[column] = rng.permutation(frame[column].to_numpy())
+            shuffled = score(features.encode(space, frame, table.numeric, table.categorical))
+            worsening.append(base - shuffled if higher else shuffled - base)
+        results.append(
+            {"feature": column, "mean": float(np.mean(worsening)), "std": float(np.std(worsening))}
+        )
+    results.sort(key=lambda item: item["mean"], reverse=True)
+    return {"score": name, "baseline_score": base, "repeats": repeats, "features": results}
+
+
+def input_gradients(model: keras.Model, x: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
+    """Gradient of each row's ``class_ids`` output with respect to its input, on the active
+    backend (TensorFlow's GradientTape, ``jax.grad``, or torch autograd)."""
+    x = np.asarray(x, np.float32)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        inputs = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = model(inputs, training=False)
+            total = tf.reduce_sum(tf.gather(outputs, class_ids, axis=1, batch_dims=1))
+        return tape.gradient(total, inputs).numpy()
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def total(inputs):
+            outputs = model(inputs, training=False)
+            return jnp.take_along_axis(outputs, class_ids[:, None], axis=1).sum()
+
+        return np.asarray(jax.grad(total)(jnp.asarray(x)))
+    if backend == "torch":
+        import torch
+
+        inputs = torch.tensor(x, requires_grad=True)
+        outputs = model(inputs, training=False)
+        index = torch.as_tensor(class_ids, dtype=torch.int64)[:, None]
+        torch.gather(outputs, 1, index).sum().backward()
+        return inputs.grad.detach().cpu().numpy()
+    raise NotImplementedError(f"input gradients are not written for backend {backend!r}")
+
+
+def saliency_figure(
+    model: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: list[str],
+    folder: Path,
+) -> dict[str, Any]:
+    """``saliency.png``: each test image beside the magnitude of the gradient of its
+    predicted class's probability per pixel (the largest over channels)."""
+    from dltoolkit.report import _pyplot, _save
+
+    outputs = np.asarray(model.predict(images, verbose=0))
+    predicted = outputs.argmax(axis=-1)
+    gradients = np.abs(input_gradients(model, images, predicted)).max(axis=-1)
+    plt = _pyplot()
+    count = len(images)
+    figure, axes = plt.subplots(2, count, figsize=(2.2 * count, 4.6), squeeze=False)
+    for index in range(count):
+        image = images[index]
+        shown = image[..., 0] if image.shape[-1] == 1 else image / max(float(image.max()), 1.0)
+        axes[0, index].imshow(shown, cmap="gray" if image.shape[-1] == 1 else None)
+        axes[0, index].set_title(
+            f"true {class_names[labels[index]]}\npredicted {class_names[predicted[index]]}",
+            fontsize=8,
+        )
+        axes[1, index].imshow(gradients[index], cmap="inferno")
+        for axis in axes[:, index]:
+            axis.set_axis_off()
+    _save(figure, folder / "saliency.png")
+    return {"images": count, "predicted": predicted.tolist(), "true": labels.tolist()}
