@@ -147,9 +147,10 @@ def _train(config: RunConfig, backend: str | None, resume: Path | None = None) -
     from dltoolkit.distribute import prepare_environment
 
     prepare_environment(config.distribute, config.backend)
-    from dltoolkit import training
+    from dltoolkit import distribute, training
 
     training.run(config, echo=click.echo, resume=resume)
+    distribute.current().finish()
 
 
 # === Root ===
@@ -514,16 +515,20 @@ def evaluate(run_dir: str, backend: str | None) -> None:
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path())
+@click.argument("run_dir", type=click.Path(), metavar="RUN_DIR|SEARCH_DIR")
 @_one_line_errors
 def report(run_dir: str) -> None:
-    """(Re)draw a run's pictures and write its report.html."""
+    """(Re)draw the pictures and report.html of a run directory, or of a search folder
+    (searches/RECIPE)."""
     directory = Path(run_dir)
     if not directory.is_dir():
         raise DltkError(f"{run_dir!r} is not a folder; pass a run directory (dltk runs list).")
-    from dltoolkit.report import write_report
+    from dltoolkit.report import write_report, write_search_report
 
-    click.echo(f"report: {write_report(directory)}")
+    if (directory / "search.json").is_file():
+        click.echo(f"report: {write_search_report(directory)}")
+    else:
+        click.echo(f"report: {write_report(directory)}")
 
 
 @main.group()

@@ -139,6 +139,13 @@ class Placement:
         keep = len(arrays[0]) - len(arrays[0]) % self.replicas
         return tuple(array[:keep] for array in arrays)
 
+    def finish(self) -> None:
+        """Under multi_worker, wait until every worker is done with the run (the chief
+        writes the run directory after training), so that none leaves the cluster while
+        another still works in it."""
+        if self.strategy == "multi_worker" and self.workers > 1:
+            _replica_sum(self.engine, [1])
+
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:
         """Build and compile models inside this: the precision policy, and a tf.distribute
@@ -599,6 +606,23 @@ def local_copy(model: Any) -> Any:
         return keras.models.load_model(path)
 
 
+def _replica_sum(strategy: Any, values: list[int]) -> np.ndarray:
+    """The sum of ``values`` over every replica of every worker (a collective: each worker
+    waits here for the others)."""
+    import tensorflow as tf
+
+    mine = tf.constant(values, tf.int64)
+
+    def local() -> Any:
+        return mine
+
+    @tf.function
+    def summed() -> Any:
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(local), axis=None)
+
+    return summed().numpy()
+
+
 def _backup(model: Any, backup_dir: Path, epochs_done: int, history: dict, callbacks: list) -> None:
     """Write model weights, optimizer variables, the callbacks' state and the epoch count
     into a fresh folder, then swap it in, so a crash leaves either the old backup or the
@@ -617,7 +641,6 @@ def _restore(model: Any, backup_dir: Path | None, strategy: Any) -> tuple[int, d
     """Load the backup in ``backup_dir`` if there is one; under multi_worker every worker
     must find the same epoch (the backup lives where the chief writes it, so it must be
     shared storage). ``strategy`` None: only this process trains (parameter_server)."""
-    import tensorflow as tf
 
     epochs_done, history = 0, {}
     if backup_dir is not None:
@@ -637,16 +660,7 @@ def _restore(model: Any, backup_dir: Path | None, strategy: Any) -> tuple[int, d
         return epochs_done, history
     # Sums of e and e*e over the R replicas: equal values iff R * sum(e*e) == sum(e)**2.
     replicas = strategy.num_replicas_in_sync
-    mine = tf.constant([epochs_done, epochs_done**2], tf.int64)
-
-    def local() -> Any:
-        return mine
-
-    @tf.function
-    def summed() -> Any:
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(local), axis=None)
-
-    total, squares = summed().numpy()
+    total, squares = _replica_sum(strategy, [epochs_done, epochs_done**2])
     if replicas * squares != total**2:
         raise DltkError(
             f"workers disagree on where to resume (this one at epoch {epochs_done}, the mean "

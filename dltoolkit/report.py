@@ -386,13 +386,7 @@ def _page(
         _cost_table(metrics),
         "<h2>Pictures</h2>",
     ]
-    for figure in figures:
-        data = base64.b64encode((folder / figure.filename).read_bytes()).decode("ascii")
-        sections.append(
-            f"<figure><img alt='{escape(figure.title)}' src='data:image/png;base64,{data}'>"
-            f"<figcaption><b>{escape(figure.title)}</b> ({escape(figure.filename)}). "
-            f"{escape(figure.caption)}</figcaption></figure>"
-        )
+    sections += [_embedded(figure, folder) for figure in figures]
     return _TEMPLATE.format(
         title=escape(f"{recipe} — {folder.name}"), body="\n".join(sections), count=len(figures)
     )
@@ -495,3 +489,112 @@ window.addEventListener("load", function () {{
 </script>
 </body></html>
 """
+
+
+# === Search reports ===
+
+
+def write_search_report(directory: str | Path) -> Path:
+    """``report.html`` of a hyperparameter search (``searches/<recipe>/``): the objective
+    of every trial with the best so far, and each hyperparameter against the objective."""
+    import pandas as pd
+
+    directory = Path(directory)
+    results, settings = directory / "results.csv", directory / "search.json"
+    if not results.is_file() or not settings.is_file():
+        raise DltkError(
+            f"{directory} has no results.csv and search.json: pass a folder a finished "
+            "dltk tune wrote (searches/<recipe>/)."
+        )
+    search = read_json(settings)
+    objective, higher = search["objective"], search.get("direction", "min") == "max"
+    table = pd.read_csv(results)
+    ordered = table.sort_values("trial", key=lambda ids: ids.astype(str)).reset_index(drop=True)
+    figures = [_trial_curve(ordered, objective, higher, directory)]
+    fixed = {"rank", "trial", objective, "best_epoch", "seconds", "peak_memory_mib"}
+    parameters = [column for column in table.columns if column not in fixed]
+    if parameters:
+        figures.append(_parameter_plots(table, parameters, objective, directory))
+    best = table.iloc[0]
+    sections = [
+        f"<h1>Search: {html.escape(search.get('recipe', directory.name))}</h1>",
+        f"<p class='meta'>{html.escape(search.get('tuner', ''))} tuner · {len(table)} "
+        f"completed trials · objective {html.escape(objective)} "
+        f"({'higher' if higher else 'lower'} is better)</p>",
+        f"<p class='verdict'>Best: trial {html.escape(str(best['trial']))} with "
+        f"{html.escape(objective)} {_number(float(best[objective]))}; re-run it with "
+        f"<code>dltk recipe {html.escape(search.get('recipe', ''))} --config "
+        f"{html.escape(str(directory / 'best.yaml'))}</code>.</p>",
+        "<h2>Trials, best first</h2>",
+        table.to_html(index=False, float_format=lambda v: f"{v:.5g}", border=0),
+        "<h2>Pictures</h2>",
+    ]
+    sections += [_embedded(figure, directory) for figure in figures]
+    page = _TEMPLATE.format(
+        title=html.escape(f"search {directory.name}"), body="\n".join(sections), count=len(figures)
+    )
+    path = directory / REPORT_FILE
+    write_text_atomic(path, page)
+    return path
+
+
+def _trial_curve(ordered: Any, objective: str, higher: bool, folder: Path) -> Figure:
+    plt = _pyplot()
+    values = ordered[objective].to_numpy(dtype=float)
+    best = np.maximum.accumulate(values) if higher else np.minimum.accumulate(values)
+    figure, axis = plt.subplots(figsize=(6.4, 3.8))
+    trials = np.arange(1, len(values) + 1)
+    axis.plot(trials, values, "o", label="trial")
+    axis.step(trials, best, where="post", color="C3", label="best so far")
+    axis.set_xlabel("trial (in the order run)")
+    axis.set_ylabel(objective)
+    axis.legend(fontsize=8)
+    _save(figure, folder / "search_trials.png")
+    return Figure("search_trials.png", "Objective per trial", "With the best so far.")
+
+
+def _parameter_plots(table: Any, parameters: list[str], objective: str, folder: Path) -> Figure:
+    plt = _pyplot()
+    columns = min(3, len(parameters))
+    rows = -(-len(parameters) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    for axis, name in zip(axes.flat, parameters, strict=False):
+        values = table[name]
+        numbers = _numbers(values)
+        if numbers is not None:
+            axis.scatter(numbers, table[objective], s=18)
+            if numbers.min() > 0 and numbers.max() / numbers.min() >= 100:
+                axis.set_xscale("log")
+        else:
+            labels = values.astype(str)
+            categories = sorted(labels.unique())
+            positions = labels.map({c: i for i, c in enumerate(categories)})
+            axis.scatter(positions, table[objective], s=18)
+            axis.set_xticks(range(len(categories)), categories, rotation=30, ha="right")
+        axis.set_xlabel(name)
+        axis.set_ylabel(objective)
+    for axis in list(axes.flat)[len(parameters) :]:
+        axis.set_visible(False)
+    _save(figure, folder / "search_parameters.png")
+    return Figure(
+        "search_parameters.png", "Hyperparameters against the objective", "One dot per trial."
+    )
+
+
+def _numbers(values: Any) -> Any:
+    """``values`` as floats when every present one is a number (booleans excluded)."""
+    import pandas as pd
+
+    if values.dtype == bool or values.map(lambda v: isinstance(v, bool)).any():
+        return None
+    numbers = pd.to_numeric(values, errors="coerce")
+    return numbers if numbers.notna().sum() == values.notna().sum() else None
+
+
+def _embedded(figure: Figure, folder: Path) -> str:
+    data = base64.b64encode((folder / figure.filename).read_bytes()).decode("ascii")
+    return (
+        f"<figure><img alt='{html.escape(figure.title)}' src='data:image/png;base64,{data}'>"
+        f"<figcaption><b>{html.escape(figure.title)}</b> ({html.escape(figure.filename)}). "
+        f"{html.escape(figure.caption)}</figcaption></figure>"
+    )

@@ -453,10 +453,20 @@ def summarise(
         f"Re-run: dltk recipe {directory.name} --config {directory / 'best.yaml'}"
     )
     write_text_atomic(directory / "best.yaml", overrides_yaml(best, header))
+    _search_report(directory, echo)
     if os.environ.get(CHUNK_ENVIRONMENT):
         return SearchResult(directory, rows, best, objective.name, objective.direction)
     print_results(directory, table, paths, echo)
     return SearchResult(directory, rows, best, objective.name, objective.direction)
+
+
+def _search_report(directory: Path, echo: Callable[[str], None]) -> None:
+    from dltoolkit.report import write_search_report
+
+    try:
+        write_search_report(directory)
+    except Exception as error:  # the search itself is complete and saved by now
+        echo(f"report.html could not be written ({type(error).__name__}: {error})")
 
 
 def print_results(directory: Path, table: Any, paths: list[str], echo: Callable) -> None:

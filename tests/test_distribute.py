@@ -333,3 +333,69 @@ def test_a_killed_worker_is_restarted_and_the_cluster_resumes(tmp_path: Path) ->
     metrics = json.loads((run_dirs[-1] / "metrics.json").read_text())
     assert metrics["epochs_run"] == epochs
     assert len(metrics["cost"]["seconds_per_epoch"]) < epochs  # this start's epochs only
+
+
+# === Clustering (DEC) under the strategies ===
+
+SEGMENTS = (
+    "--set", "train.epochs=2",
+    "--set", "train.batch_size=32",
+    "--set", "train.clustering.max_iterations=280",
+    "--set", "train.clustering.som_epochs=1",
+    "--set", "train.verbose=0",
+    "--set", "export.enabled=false",
+    "--set", "report.enabled=false",
+    "--set", "data.log_transform=[]",
+)  # fmt: skip
+
+
+def customers(folder: Path) -> str:
+    """--data for a small table of three groups of customers (made up, for plumbing)."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[1.0, 5.0, 0.2], [6.0, 1.0, 3.0], [3.0, 3.0, 8.0]])
+    rows = centres[rng.integers(0, 3, 640)] + rng.normal(scale=0.8, size=(640, 3))
+    path = folder / "customers.csv"
+    np.savetxt(path, rows, delimiter=",", header="spend,visits,tenure", comments="")
+    return f"csv:{path}"
+
+
+def segments_of(folder: Path) -> np.ndarray:
+    (run_dir,) = (folder / "runs" / "customer-segmentation").iterdir()
+    return np.loadtxt(run_dir / "segments.csv", delimiter=",", skiprows=1, usecols=-1)
+
+
+def segmentation(folder: Path, *command: str) -> np.ndarray:
+    """Run ``command`` (ending in the recipe name, then its options) on the small table in
+    a fresh ``folder``; the segment of every row."""
+    folder.mkdir()
+    end = command.index("customer-segmentation") + 1
+    dltk(folder, *command[:end], "--data", customers(folder), *SEGMENTS, *command[end:])
+    return segments_of(folder)
+
+
+RECIPE = ("recipe", "customer-segmentation")
+TWO_CPUS = ("--set", "distribute.cpu_devices=2")
+
+
+@only_tensorflow
+def test_clustering_on_two_workers_and_mirrored_devices_gives_the_same_segments(
+    tmp_path: Path,
+) -> None:
+    one = segmentation(tmp_path / "one", "launch", "--workers", "1", *RECIPE)
+    two = segmentation(tmp_path / "two", "launch", "--workers", "2", *RECIPE)
+    np.testing.assert_array_equal(one, two)
+    (run_dir,) = (tmp_path / "two" / "runs" / "customer-segmentation").iterdir()
+    placement = json.loads((run_dir / "metrics.json").read_text())["distribute"]
+    assert placement["strategy"] == "multi_worker" and placement["workers"] == 2
+    off = segmentation(tmp_path / "off", *RECIPE)
+    mirrored = segmentation(tmp_path / "mirrored", *RECIPE, "--strategy", "mirrored", *TWO_CPUS)
+    np.testing.assert_array_equal(off, mirrored)
+
+
+@only_jax
+def test_clustering_with_jax_data_parallel_gives_the_same_segments(tmp_path: Path) -> None:
+    off = segmentation(tmp_path / "off", *RECIPE)
+    parallel = segmentation(
+        tmp_path / "parallel", *RECIPE, "--strategy", "data_parallel", *TWO_CPUS
+    )
+    np.testing.assert_array_equal(off, parallel)

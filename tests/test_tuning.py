@@ -174,6 +174,12 @@ def test_each_tuner_runs_a_small_search_and_ranks_it(workdir: Path, tuner: str):
     assert best["train"]["batch_size"] == table.loc[0, "train.batch_size"]
     assert str(best["model"]["hidden_units"]) == table.loc[0, "model.hidden_units"]
     assert "trial" in result.output and "best" in result.output
+    folder = workdir / "searches" / "mlp-regression"
+    page = (folder / "report.html").read_text()
+    assert page.count("src='data:image/png;base64,") == 2
+    assert (folder / "search_trials.png").is_file() and (folder / "search_parameters.png").is_file()
+    (folder / "report.html").unlink()
+    assert invoke("report", str(folder)).exit_code == 0 and (folder / "report.html").is_file()
 
 
 def test_best_values_round_trip_into_a_recipe_run(workdir: Path):
