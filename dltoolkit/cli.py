@@ -107,14 +107,20 @@ def _run_options(function: Callable) -> Callable:
             help="multi_worker: YAML/JSON file {job: [host:port, ...]} (else TF_CONFIG/SLURM).",
         ),
         click.option("--task", metavar="TYPE:INDEX", help="This process in --cluster: worker:1."),
+        click.option(
+            "--tensorboard",
+            is_flag=True,
+            default=None,
+            help="Write TensorBoard logs into the run directory (report.tensorboard).",
+        ),
     ]
     for option in reversed(options):
         function = option(function)
 
     @functools.wraps(function)
-    def with_distribute_overrides(*args: Any, **kwargs: Any) -> Any:
-        # The distribute flags are --set overrides, so they reach every process a command
-        # starts (search chunks, launched workers) like any other override.
+    def with_flag_overrides(*args: Any, **kwargs: Any) -> Any:
+        # The distribute flags (and --tensorboard) are --set overrides, so they reach every
+        # process a command starts (search chunks, launched workers) like any other.
         flags = {
             "strategy": kwargs.pop("strategy"),
             "precision": kwargs.pop("mixed_precision"),
@@ -122,10 +128,12 @@ def _run_options(function: Callable) -> Callable:
             "task": kwargs.pop("task"),
         }
         extra = [f"distribute.{key}={value}" for key, value in flags.items() if value]
+        if kwargs.pop("tensorboard"):
+            extra.append("report.tensorboard=true")
         kwargs["overrides"] = (*kwargs["overrides"], *extra)
         return function(*args, **kwargs)
 
-    return with_distribute_overrides
+    return with_flag_overrides
 
 
 def _apply_flags(

@@ -234,6 +234,7 @@ class ReportConfig:
     enabled: bool = True
     permutation_repeats: int = 3  # shuffles per feature column (tables); 0: no importance
     saliency_images: int = 4  # test images with gradient saliency maps (images); 0: none
+    tensorboard: bool = False  # TensorBoard logs in <run dir>/tensorboard (--tensorboard)
 
 
 STRATEGIES = (

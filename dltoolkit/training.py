@@ -229,8 +229,9 @@ def compile_model(model: keras.Model, config: RunConfig, steps_per_epoch: int = 
 
 def callbacks(config: RunConfig, run_dir: Path | None) -> list[keras.callbacks.Callback]:
     """Standard callbacks: early stopping and learning-rate reduction where configured; with
-    a run directory also the CSV history (appended to, so a resumed run continues it) and
-    checkpoints into ``run_dir/checkpoints``."""
+    a run directory also the CSV history (appended to, so a resumed run continues it),
+    TensorBoard logs into ``run_dir/tensorboard`` and checkpoints into
+    ``run_dir/checkpoints``, where configured."""
     result: list[keras.callbacks.Callback] = []
     if run_dir is not None:
         result.append(keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True))
@@ -253,6 +254,8 @@ def callbacks(config: RunConfig, run_dir: Path | None) -> list[keras.callbacks.C
                 min_lr=plateau.min_learning_rate,
             )
         )
+    if config.report.tensorboard and run_dir is not None:
+        result.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
     checkpoint = config.train.checkpoint
     if checkpoint.enabled and run_dir is not None:
         folder = run_dir / "checkpoints"

@@ -79,7 +79,7 @@ def test_the_verdict_names_the_best_baseline_and_the_time_ratio():
     assert "trails logistic regression by 0.5 rmse" in line and "better choice" in line
 
 
-def test_input_gradients_match_finite_differences():
+def test_input_gradients_of_a_linear_model_are_its_kernel_columns():
     import keras
 
     from dltoolkit.interpret import input_gradients
@@ -156,7 +156,7 @@ def test_runs_list_and_compare(trained_run: Path, tmp_path: Path):
     assert "no finished runs" in one_line_error(missing)
 
 
-def test_a_table_run_reports_curves_and_importance(tmp_path: Path):
+def test_a_table_run_reports_curves_importance_and_tensorboard_logs(tmp_path: Path):
     from test_tabular import transactions, write_csv
 
     frame = transactions(300)
@@ -164,8 +164,10 @@ def test_a_table_run_reports_curves_and_importance(tmp_path: Path):
     run_dir = run_recipe_in(
         tmp_path, "mlp-regression", "--data", f"csv:{path}", "--set", "data.label=amount",
         "--set", "train.epochs=3", "--set", "train.verbose=0", "--set", "export.enabled=false",
-        "--set", "report.permutation_repeats=2",
+        "--set", "report.permutation_repeats=2", "--tensorboard",
     )  # fmt: skip
+    assert list((run_dir / "tensorboard" / "train").glob("events.out.tfevents.*"))
+    assert list((run_dir / "tensorboard" / "validation").glob("events.out.tfevents.*"))
     page = (run_dir / "report.html").read_text()
     for name in ("predicted_vs_actual.png", "residuals.png", "permutation_importance.png"):
         assert (run_dir / name).is_file() and name in page, name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import os
@@ -352,6 +353,8 @@ def test_series_recipes_run_one_epoch_on_real_prices(
     assert len(predictions) == metrics["data"]["sizes"]["test"]
     assert {"date", "actual", "deep_model", *names} <= set(predictions.columns)
     assert (run_dir / "forecast.png").stat().st_size > 10_000
+    page = (run_dir / "report.html").read_text()
+    assert "forecast.png" in page and html.escape(metrics["comparison"]["verdict"]) in page
 
 
 @pytest.fixture(scope="module")

@@ -282,6 +282,12 @@ def test_binary_run_writes_features_threshold_and_baselines(binary_run: Path):
         assert {"roc_auc", "pr_auc", "f1", "confusion_matrix", "brier", "ks"} <= set(scores)
     info = json.loads((binary_run / "features.json").read_text())
     assert set(info["medians"]) == {"amount"}
+    page = (binary_run / "report.html").read_text()
+    for picture in ("roc.png", "precision_recall.png", "confusion_matrix.png"):
+        assert picture in names and picture in page, picture
+    assert "permutation_importance.png" in page
+    ranked = metrics["interpretability"]["permutation_importance"]["features"]
+    assert {item["feature"] for item in ranked} == {"amount", "hour", "merchant"}
 
 
 def test_evaluate_reproduces_the_binary_scores(binary_run: Path):
