@@ -276,6 +276,40 @@ def importance_plot(importances: list[dict[str, Any]], score: str, folder: Path)
     )
 
 
+def latent_picture(
+    encoder: Any,
+    x: np.ndarray,
+    groups: np.ndarray,
+    names: list[str],
+    title: str,
+    folder: Path,
+) -> Figure:
+    """``latent_space.png``: the encoder's codes of ``x`` on their first two principal
+    components, one colour per group (``names[g]`` for group ``g``)."""
+    from sklearn.decomposition import PCA
+
+    codes = np.asarray(encoder.predict(x, batch_size=1024, verbose=0)).reshape(len(x), -1)
+    if codes.shape[1] > 2:
+        codes = PCA(n_components=2, random_state=0).fit_transform(codes)
+    elif codes.shape[1] == 1:
+        codes = np.column_stack([codes[:, 0], np.zeros(len(codes))])
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5.6, 4.6))
+    colours = plt.get_cmap("tab10")
+    for group in np.unique(groups):
+        chosen = groups == group
+        axis.scatter(
+            codes[chosen, 0], codes[chosen, 1], s=8, alpha=0.6, color=colours(int(group) % 10),
+            label=f"{names[int(group)]} ({int(chosen.sum())})",
+        )  # fmt: skip
+    axis.set_xlabel("latent component 1")
+    axis.set_ylabel("latent component 2")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=8, markerscale=2)
+    _save(figure, folder / "latent_space.png")
+    return Figure("latent_space.png", "Latent space", title)
+
+
 # === The page ===
 
 
@@ -313,13 +347,22 @@ DRAWN_BY_TASKS = {
         "Test span",
         "The network's forecasts (or the strategies' equity) over the test days.",
     ),
-    "latent_space.png": ("Latent space", "Rows projected to 2-D, coloured by segment."),
+    "latent_space.png": (
+        "Latent space",
+        "The encoder's codes on their first two principal components, coloured by segment "
+        "(clustering) or by class (anomaly detection: do the anomalies sit apart?).",
+    ),
     "u_matrix.png": (
         "SOM U-matrix",
         "Mean distance of each unit to its neighbours: ridges separate groups.",
     ),
     "hit_map.png": ("SOM hit map", "Rows each map unit wins."),
     "som_segments.png": ("SOM segments", "The segment most rows of each unit belong to."),
+    "som_components.png": (
+        "SOM component planes",
+        "Each input feature's value across the map (encoded scale): features whose planes "
+        "look alike move together.",
+    ),
     "saliency.png": (
         "Saliency",
         "Test images above the size of the gradient of their predicted class's probability "

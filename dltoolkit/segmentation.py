@@ -30,6 +30,7 @@ from dltoolkit.config import RunConfig
 from dltoolkit.cost import devices, forward_flops, peak_memory_mib
 from dltoolkit.features import load_table_dataset
 from dltoolkit.features import save as save_features
+from dltoolkit.report import latent_picture
 from dltoolkit.runs import create_run_dir, write_json, write_text_atomic
 
 SILHOUETTE_SAMPLE = 10_000  # silhouette is quadratic in rows: scored on a seeded sample
@@ -231,8 +232,15 @@ def run_clustering(config: RunConfig, echo: Callable[[str], None] = print):
 
     # === Self-organizing map of the same rows; the latent space in 2-D ===
     som = _fit_som(config, x_fit)
-    som_summary = _som_pictures(som, x_fit, segments_fit, run_dir)
-    _latent_picture(model, x_fit, segments_fit, run_dir)
+    som_summary = _som_pictures(som, x_fit, segments_fit, run_dir, table.numeric)
+    latent_picture(
+        model.get_layer("encoder"),
+        x_fit,
+        segments_fit,
+        [f"segment {k}" for k in range(int(segments_fit.max()) + 1)],
+        "DEC latent space of the fitted rows, by segment",
+        run_dir,
+    )
 
     model_path = run_dir / "model.keras"
     segmenter.save(model_path)
@@ -299,28 +307,6 @@ def run_clustering(config: RunConfig, echo: Callable[[str], None] = print):
     return RunResult(run_dir=run_dir, metrics=metrics, export_path=export_path)
 
 
-def _latent_picture(model: keras.Model, x: np.ndarray, segments: np.ndarray, folder: Path):
-    """``latent_space.png``: the encoder's codes of ``x`` on their first two principal
-    components, coloured by segment."""
-    from sklearn.decomposition import PCA
-
-    from dltoolkit.report import _pyplot, _save
-
-    codes = model.get_layer("encoder").predict(x, batch_size=1024, verbose=0)
-    codes = codes.reshape(len(codes), -1)
-    points = (
-        PCA(n_components=2, random_state=0).fit_transform(codes) if codes.shape[1] > 2 else codes
-    )
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(5.6, 4.6))
-    scatter = axis.scatter(points[:, 0], points[:, 1], c=segments, cmap="tab10", s=8, alpha=0.7)
-    figure.colorbar(scatter, ax=axis, label="segment")
-    axis.set_xlabel("latent component 1")
-    axis.set_ylabel("latent component 2")
-    axis.set_title("DEC latent space (principal components of the codes)", fontsize=10)
-    _save(figure, folder / "latent_space.png")
-
-
 def _fit_som(config: RunConfig, x: np.ndarray) -> keras.Model:
     from dltoolkit.layers import SOMSchedule
     from dltoolkit.models import MODELS
@@ -340,9 +326,10 @@ def _fit_som(config: RunConfig, x: np.ndarray) -> keras.Model:
 
 
 def _som_pictures(
-    som: keras.Model, x: np.ndarray, segments: np.ndarray, folder: Path
+    som: keras.Model, x: np.ndarray, segments: np.ndarray, folder: Path, numeric: list[str]
 ) -> dict[str, Any]:
-    """Write u_matrix.png, hit_map.png and som_segments.png; return the map's errors."""
+    """Write u_matrix.png, hit_map.png, som_segments.png and som_components.png; return
+    the map's errors."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -379,9 +366,35 @@ def _som_pictures(
         figure.tight_layout()
         figure.savefig(folder / filename, dpi=100)
         plt.close(figure)
+    _component_planes(som, numeric, folder)
     return {
         "map_shape": list(hit_map(som, x).shape),
         "quantization_error": quantization_error(som, x),
         "topographic_error": topographic_error(som, x),
         "images": sorted(pictures),
     }
+
+
+def _component_planes(som: keras.Model, numeric: list[str], folder: Path) -> None:
+    """``som_components.png``: one small map per input feature (at most 12), named after
+    the table's numeric columns where the encoding holds one value per column."""
+    from dltoolkit.models.som import component_planes
+    from dltoolkit.report import _pyplot, _save
+
+    every = component_planes(som)
+    planes = every[:12]
+    # The FeatureSpace concatenates its features in name order, one value per numeric one.
+    names = sorted(numeric) if len(numeric) == len(every) else []
+    plt = _pyplot()
+    columns = min(4, len(planes))
+    rows = -(-len(planes) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.9 * rows), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        if index >= len(planes):
+            axis.set_visible(False)
+            continue
+        image = axis.imshow(planes[index], cmap="coolwarm")
+        figure.colorbar(image, ax=axis, shrink=0.8)
+        axis.set_title(names[index] if names else f"encoded feature {index}", fontsize=9)
+        axis.set_axis_off()
+    _save(figure, folder / "som_components.png")

@@ -649,8 +649,9 @@ def explain(
     run_dir: Path,
     echo: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Permutation importance of a table's raw features, or saliency maps of a few test
-    images, as ``report`` configures; what was found, for metrics.json."""
+    """Permutation importance of a table's raw features or saliency maps of a few test
+    images, as ``report`` configures, and for anomaly detection the autoencoder's latent
+    space of the test rows by class; what was found, for metrics.json."""
     from dltoolkit.interpret import permutation_importance, saliency_figure
 
     found: dict[str, Any] = {}
@@ -662,7 +663,20 @@ def explain(
         )
         top = found["permutation_importance"]["features"][:3]
         echo("most important features (test): " + ", ".join(f["feature"] for f in top))
-    elif len(data.input_shape) == 3 and config.task == "classification" and images:
+    if config.task == "anomaly":
+        from dltoolkit.report import latent_picture
+
+        rows = np.random.default_rng(config.seed).permutation(len(data.x_test))[:5000]
+        names = data.class_names or ["normal", "anomaly"]
+        latent_picture(
+            model.get_layer("encoder"),
+            data.x_test[rows],
+            np.asarray(data.y_test)[rows],
+            names,
+            "Autoencoder latent space of test rows, by class",
+            run_dir,
+        )
+    if len(data.input_shape) == 3 and config.task == "classification" and images:
         rows = np.random.default_rng(config.seed).choice(
             len(data.x_test), min(images, len(data.x_test)), replace=False
         )

@@ -470,6 +470,9 @@ def test_anomaly_run_scores_reconstruction_error_against_unsupervised_baselines(
     from dltoolkit.evaluation import load_model
     from dltoolkit.features import load
 
+    page = (anomaly_run / "report.html").read_text()
+    for picture in ("latent_space.png", "roc.png", "precision_recall.png"):
+        assert (anomaly_run / picture).is_file() and picture in page, picture
     metrics = json.loads((anomaly_run / "metrics.json").read_text())
     assert metrics["task"] == "anomaly"
     assert [b["name"] for b in metrics["baselines"]] == ["isolation_forest", "pca_reconstruction"]

@@ -169,6 +169,14 @@ def label_map(
     return np.array(winners.tolist()).reshape(layer.map_shape)
 
 
+def component_planes(model: keras.Model) -> np.ndarray:
+    """``(features, rows, columns)``: each input feature's codebook value at every unit,
+    for drawing one map per feature (how a feature varies across the map)."""
+    layer = the_som_layer(model)
+    codebook = keras.ops.convert_to_numpy(layer.codebook)
+    return codebook.T.reshape((codebook.shape[1], *layer.map_shape))
+
+
 def u_matrix(model: keras.Model) -> np.ndarray:
     """``(rows, columns)`` mean distance from each unit's codebook vector to its neighbours'.
 
