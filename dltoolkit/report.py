@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 
 from dltoolkit.errors import DltkError
-from dltoolkit.runs import headline_score, higher_is_better, read_json, write_text_atomic
+from dltoolkit.runs import (
+    best_baseline,
+    headline_score,
+    higher_is_better,
+    is_finite_number,
+    read_json,
+    write_text_atomic,
+)
 
 REPORT_FILE = "report.html"
 TEST_OUTPUTS = "test_outputs.npz"
@@ -57,16 +64,15 @@ def verdict(metrics: dict[str, Any]) -> str:
         return str(metrics["comparison"]["verdict"])
     name, higher = headline(metrics)
     mine = metrics.get("test", {}).get(name)
-    baselines = [b for b in metrics.get("baselines", []) if _finite(b.get("test", {}).get(name))]
-    if not _finite(mine) or not baselines:
+    best = best_baseline(metrics, name)
+    if not is_finite_number(mine) or best is None:
         return f"No baseline {name} to compare the network with."
-    best = (max if higher else min)(baselines, key=lambda b: b["test"][name])
     theirs = best["test"][name]
     gap = (mine - theirs) if higher else (theirs - mine)
     label = best["name"].replace("_", " ")
     seconds, baseline_seconds = metrics.get("train_seconds"), best.get("train_seconds")
     cost = ""
-    if _finite(seconds) and _finite(baseline_seconds) and baseline_seconds > 0:
+    if is_finite_number(seconds) and is_finite_number(baseline_seconds) and baseline_seconds > 0:
         cost = f" at {seconds / baseline_seconds:,.0f}x its training time"
     if abs(gap) < 1e-12:
         return f"The network ties {label} on {name} ({mine:.4g}){cost}."
@@ -79,10 +85,6 @@ def verdict(metrics: dict[str, Any]) -> str:
         f"The network trails {label} by {abs(gap):.4g} {name} ({mine:.4g} vs {theirs:.4g})"
         f"{cost}: the baseline is the better choice here."
     )
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 # === Plots ===

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -120,14 +121,26 @@ def headline_score(metrics: dict[str, Any]) -> str:
     return HEADLINE_SCORES.get(metrics.get("task", ""), "loss")
 
 
+def is_finite_number(value: Any) -> bool:
+    """A real int or float (not a bool), neither NaN nor infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def best_baseline(metrics: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The baseline with the best finite test score ``name``, or None."""
+    baselines = [
+        b for b in metrics.get("baselines", []) if is_finite_number(b.get("test", {}).get(name))
+    ]
+    if not baselines:
+        return None
+    pick = max if higher_is_better(name) else min
+    return pick(baselines, key=lambda b: b["test"][name])
+
+
 def summarise(run_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     """One run in a line: when, what, its headline score and the best baseline's, cost."""
     name = headline_score(metrics)
-    pick = max if higher_is_better(name) else min
-    baselines = [
-        b for b in metrics.get("baselines", []) if isinstance(b.get("test", {}).get(name), float)
-    ]
-    best = pick(baselines, key=lambda b: b["test"][name]) if baselines else None
+    best = best_baseline(metrics, name)
     return {
         "run": str(run_dir),
         "created": metrics.get("created_utc", "")[:19].replace("T", " "),
