@@ -9,6 +9,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from dltoolkit.plots import pyplot, save_figure
 from dltoolkit.runs import higher_is_better
 
 
@@ -108,12 +109,10 @@ def saliency_figure(
 ) -> dict[str, Any]:
     """``saliency.png``: each test image beside the magnitude of the gradient of its
     predicted class's probability per pixel (the largest over channels)."""
-    from dltoolkit.report import _pyplot, _save
-
     outputs = np.asarray(model.predict(images, verbose=0))
     predicted = outputs.argmax(axis=-1)
     gradients = np.abs(input_gradients(model, images, predicted)).max(axis=-1)
-    plt = _pyplot()
+    plt = pyplot()
     count = len(images)
     figure, axes = plt.subplots(2, count, figsize=(2.2 * count, 4.6), squeeze=False)
     for index in range(count):
@@ -127,5 +126,5 @@ def saliency_figure(
         axes[1, index].imshow(gradients[index], cmap="inferno")
         for axis in axes[:, index]:
             axis.set_axis_off()
-    _save(figure, folder / "saliency.png")
+    save_figure(figure, folder / "saliency.png")
     return {"images": count, "predicted": predicted.tolist(), "true": labels.tolist()}

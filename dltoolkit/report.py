@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from dltoolkit.errors import DltkError
+from dltoolkit.plots import pyplot, save_figure
 from dltoolkit.runs import (
     best_baseline,
     headline_score,
@@ -90,21 +91,6 @@ def verdict(metrics: dict[str, Any]) -> str:
 # === Plots ===
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(figure: Any, path: Path) -> None:
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    _pyplot().close(figure)
-
-
 def overfitting_note(history: dict[str, list[float]], monitor: str = "val_loss") -> str | None:
     """A sentence when the validation loss turned up while the training loss kept falling
     (the network started to overfit), else None."""
@@ -133,7 +119,7 @@ def learning_curves(
     names = [n for n in history if not n.startswith("val_") and f"val_{n}" in history]
     if not names:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), squeeze=False)
     epochs = np.arange(1, len(history[names[0]]) + 1)
     for axis, name in zip(axes[0], names, strict=True):
@@ -144,7 +130,7 @@ def learning_curves(
         axis.set_xlabel("epoch")
         axis.set_title(name.replace("_", " "))
         axis.legend(fontsize=8)
-    _save(figure, folder / "learning_curves.png")
+    save_figure(figure, folder / "learning_curves.png")
     return Figure(
         "learning_curves.png",
         "Learning curves",
@@ -161,7 +147,7 @@ def confusion_matrix_plot(
     labels = list(range(len(names)))
     counts = confusion_matrix(y, predicted, labels=labels)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    plt = _pyplot()
+    plt = pyplot()
     size = min(2.5 + 0.45 * len(names), 9)
     figure, axis = plt.subplots(figsize=(size + 1, size))
     image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
@@ -174,7 +160,7 @@ def confusion_matrix_plot(
     axis.set_yticks(labels, names)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
-    _save(figure, folder / "confusion_matrix.png")
+    save_figure(figure, folder / "confusion_matrix.png")
     return Figure("confusion_matrix.png", "Confusion matrix", f"Test split{note}.")
 
 
@@ -191,7 +177,7 @@ def ranking_plots(
 
     if len(np.unique(y)) < 2:
         return []
-    plt = _pyplot()
+    plt = pyplot()
     chosen = scores >= threshold
     positives, negatives = max(int((y == 1).sum()), 1), max(int((y == 0).sum()), 1)
     tpr = float((chosen & (y == 1)).sum()) / positives
@@ -206,7 +192,7 @@ def ranking_plots(
     axis.set_xlabel("false positive rate")
     axis.set_ylabel("true positive rate (recall)")
     axis.legend(fontsize=8, loc="lower right")
-    _save(figure, folder / "roc.png")
+    save_figure(figure, folder / "roc.png")
 
     figure, axis = plt.subplots(figsize=(4.6, 4.2))
     precision, recall, _ = precision_recall_curve(y, scores)
@@ -217,7 +203,7 @@ def ranking_plots(
     axis.set_xlabel("recall")
     axis.set_ylabel("precision")
     axis.legend(fontsize=8, loc="upper right")
-    _save(figure, folder / "precision_recall.png")
+    save_figure(figure, folder / "precision_recall.png")
     return [
         Figure("roc.png", "ROC curve", _THRESHOLD_DOT),
         Figure("precision_recall.png", "Precision-recall curve", _THRESHOLD_DOT),
@@ -229,7 +215,7 @@ _THRESHOLD_DOT = "Test split; the dot is the threshold chosen on validation."
 
 def regression_plots(y: np.ndarray, predicted: np.ndarray, folder: Path) -> list[Figure]:
     """Predicted vs actual, and residuals against the prediction."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(4.6, 4.4))
     axis.scatter(y, predicted, s=10, alpha=0.6)
     low, high = float(min(y.min(), predicted.min())), float(max(y.max(), predicted.max()))
@@ -237,7 +223,7 @@ def regression_plots(y: np.ndarray, predicted: np.ndarray, folder: Path) -> list
     axis.set_xlabel("actual")
     axis.set_ylabel("predicted")
     axis.legend(fontsize=8)
-    _save(figure, folder / "predicted_vs_actual.png")
+    save_figure(figure, folder / "predicted_vs_actual.png")
 
     residuals = y - predicted
     figure, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.6))
@@ -248,7 +234,7 @@ def regression_plots(y: np.ndarray, predicted: np.ndarray, folder: Path) -> list
     right.hist(residuals, bins=30, color="C0")
     right.set_xlabel("residual")
     right.set_ylabel("rows")
-    _save(figure, folder / "residuals.png")
+    save_figure(figure, folder / "residuals.png")
     return [
         Figure("predicted_vs_actual.png", "Predicted vs actual", "Test split."),
         Figure("residuals.png", "Residuals", "Test split: structure here is signal left unused."),
@@ -258,7 +244,7 @@ def regression_plots(y: np.ndarray, predicted: np.ndarray, folder: Path) -> list
 def importance_plot(importances: list[dict[str, Any]], score: str, folder: Path) -> Figure:
     """Horizontal bars: how much the test score worsens when each feature is shuffled."""
     ordered = sorted(importances, key=lambda item: item["mean"])[-25:]
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 0.3 * len(ordered) + 1.2))
     axis.barh(
         [item["feature"] for item in ordered],
@@ -268,7 +254,7 @@ def importance_plot(importances: list[dict[str, Any]], score: str, folder: Path)
     )
     axis.axvline(0, color="0.5", lw=0.8)
     axis.set_xlabel(f"loss of test {score} when the feature is shuffled")
-    _save(figure, folder / "permutation_importance.png")
+    save_figure(figure, folder / "permutation_importance.png")
     return Figure(
         "permutation_importance.png",
         "Permutation feature importance",
@@ -295,7 +281,7 @@ def latent_picture(
         codes = PCA(n_components=2, random_state=0).fit_transform(codes)
     elif codes.shape[1] == 1:
         codes = np.column_stack([codes[:, 0], np.zeros(len(codes))])
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5.6, 4.6))
     colours = plt.get_cmap("tab10")
     for group in np.unique(groups):
@@ -308,7 +294,7 @@ def latent_picture(
     axis.set_ylabel("latent component 2")
     axis.set_title(title, fontsize=10)
     axis.legend(fontsize=8, markerscale=2)
-    _save(figure, folder / "latent_space.png")
+    save_figure(figure, folder / "latent_space.png")
     return Figure("latent_space.png", "Latent space", title)
 
 
@@ -584,7 +570,7 @@ def write_search_report(directory: str | Path) -> Path:
 
 
 def _trial_curve(ordered: Any, objective: str, higher: bool, folder: Path) -> Figure:
-    plt = _pyplot()
+    plt = pyplot()
     values = ordered[objective].to_numpy(dtype=float)
     best = np.maximum.accumulate(values) if higher else np.minimum.accumulate(values)
     figure, axis = plt.subplots(figsize=(6.4, 3.8))
@@ -594,12 +580,12 @@ def _trial_curve(ordered: Any, objective: str, higher: bool, folder: Path) -> Fi
     axis.set_xlabel("trial (in the order run)")
     axis.set_ylabel(objective)
     axis.legend(fontsize=8)
-    _save(figure, folder / "search_trials.png")
+    save_figure(figure, folder / "search_trials.png")
     return Figure("search_trials.png", "Objective per trial", "With the best so far.")
 
 
 def _parameter_plots(table: Any, parameters: list[str], objective: str, folder: Path) -> Figure:
-    plt = _pyplot()
+    plt = pyplot()
     columns = min(3, len(parameters))
     rows = -(-len(parameters) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
@@ -620,7 +606,7 @@ def _parameter_plots(table: Any, parameters: list[str], objective: str, folder: 
         axis.set_ylabel(objective)
     for axis in list(axes.flat)[len(parameters) :]:
         axis.set_visible(False)
-    _save(figure, folder / "search_parameters.png")
+    save_figure(figure, folder / "search_parameters.png")
     return Figure(
         "search_parameters.png", "Hyperparameters against the objective", "One dot per trial."
     )

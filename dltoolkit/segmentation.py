@@ -30,6 +30,7 @@ from dltoolkit.config import RunConfig
 from dltoolkit.cost import devices, forward_flops, peak_memory_mib
 from dltoolkit.features import load_table_dataset
 from dltoolkit.features import save as save_features
+from dltoolkit.plots import pyplot, save_figure
 from dltoolkit.report import latent_picture
 from dltoolkit.runs import create_run_dir, write_json, write_text_atomic
 
@@ -330,14 +331,10 @@ def _som_pictures(
 ) -> dict[str, Any]:
     """Write u_matrix.png, hit_map.png, som_segments.png and som_components.png; return
     the map's errors."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from dltoolkit.models.som import hit_map, label_map, quantization_error, topographic_error
     from dltoolkit.models.som import u_matrix as unit_distances
 
+    plt = pyplot()
     count = int(segments.max()) + 1
     # One colour per segment and one for units no row maps to.
     segment_colours = {"cmap": plt.get_cmap("tab10", count + 1), "vmin": -1.5, "vmax": count - 0.5}
@@ -363,9 +360,7 @@ def _som_pictures(
         axes.set_title(title, fontsize=10)
         axes.set_xlabel("map column")
         axes.set_ylabel("map row")
-        figure.tight_layout()
-        figure.savefig(folder / filename, dpi=100)
-        plt.close(figure)
+        save_figure(figure, folder / filename)
     _component_planes(som, numeric, folder)
     return {
         "map_shape": list(hit_map(som, x).shape),
@@ -379,13 +374,12 @@ def _component_planes(som: keras.Model, numeric: list[str], folder: Path) -> Non
     """``som_components.png``: one small map per input feature (at most 12), named after
     the table's numeric columns where the encoding holds one value per column."""
     from dltoolkit.models.som import component_planes
-    from dltoolkit.report import _pyplot, _save
 
     every = component_planes(som)
     planes = every[:12]
     # The FeatureSpace concatenates its features in name order, one value per numeric one.
     names = sorted(numeric) if len(numeric) == len(every) else []
-    plt = _pyplot()
+    plt = pyplot()
     columns = min(4, len(planes))
     rows = -(-len(planes) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.9 * rows), squeeze=False)
@@ -397,4 +391,4 @@ def _component_planes(som: keras.Model, numeric: list[str], folder: Path) -> Non
         figure.colorbar(image, ax=axis, shrink=0.8)
         axis.set_title(names[index] if names else f"encoded feature {index}", fontsize=9)
         axis.set_axis_off()
-    _save(figure, folder / "som_components.png")
+    save_figure(figure, folder / "som_components.png")

@@ -26,6 +26,7 @@ from dltoolkit.data.series import SeriesSplits, load_series, split_series
 from dltoolkit.errors import ConfigError
 from dltoolkit.layers.series import SeriesFeatures
 from dltoolkit.models import MODELS
+from dltoolkit.plots import pyplot, save_figure
 from dltoolkit.runs import write_json, write_text_atomic
 from dltoolkit.tasks.forecasting import (
     ForecastingTask,
@@ -350,11 +351,7 @@ def _write_predictions(run_dir: Path, data: SeriesSplits, outputs, baselines) ->
 def _plot(run_dir: Path, config: RunConfig, data: SeriesSplits, outputs, baselines) -> None:
     """``forecast.png``: the test span's actual vs forecast (prices and returns, volatility),
     or the strategies' equity curves."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     dates = _test_dates(data)
     by_name = {b["name"]: b["predictions"] for b in baselines}
     if config.task == "signal":
@@ -392,6 +389,4 @@ def _plot(run_dir: Path, config: RunConfig, data: SeriesSplits, outputs, baselin
         axis = bottom
     axis.legend()
     figure.autofmt_xdate()
-    figure.tight_layout()
-    figure.savefig(run_dir / "forecast.png", dpi=110)
-    plt.close(figure)
+    save_figure(figure, run_dir / "forecast.png", dpi=110)
