@@ -386,7 +386,9 @@ def tune(
             load_config(recipe_name, overrides, override_files),
             flatten(yaml.safe_load(best_file.read_text())),
         )
-        if config.task != "clustering":
+        # A refit on training + validation rows needs the best trial's epoch count, which
+        # clustering and cross-validated trials do not have: they retrain as the recipe does.
+        if config.task != "clustering" and not tuning.cross_validated(result.objective):
             best = tuning.with_values(
                 best,
                 {

@@ -3,7 +3,8 @@ that declare themselves on a KerasTuner ``HyperParameters`` object.
 
 A space file::
 
-    objective: val_loss          # optional: default the recipe's early-stopping monitor
+    objective: val_loss          # optional: default the recipe's early-stopping monitor;
+                                 # cv_<score> (cv_roc_auc): the data.folds CV mean
     direction: min               # optional: max for accuracies and AUCs, else min
     tuner: bayesian              # random | bayesian | hyperband
     max_trials: 20

@@ -37,12 +37,20 @@ STATS_FILE = "trial_stats-{tuner_id}.json"
 # Set in the child processes of a search run in chunks (see search_in_chunks).
 CHUNK_ENVIRONMENT = "DLTK_SEARCH_CHUNK"
 TOTAL_ENVIRONMENT = "DLTK_SEARCH_TOTAL"
+# Objectives named cv_<score> rank trials by the K-fold cross-validation mean of <score>.
+CV_PREFIX = "cv_"
 
 
 def distributed() -> bool:
     """Whether this process is part of a chief/worker search (KerasTuner's own rule: the
     oracle's address is set)."""
     return "KERASTUNER_ORACLE_IP" in os.environ
+
+
+def cross_validated(objective: str) -> bool:
+    """Whether ``objective`` (e.g. ``cv_roc_auc``) scores each trial by the K-fold
+    cross-validation mean of one of the task's test scores (``data.folds``)."""
+    return objective.startswith(CV_PREFIX)
 
 
 def objective_of(config: RunConfig, space: SearchSpace) -> keras_tuner.Objective:
@@ -185,6 +193,31 @@ class RecipeHyperModel(keras_tuner.HyperModel):
             **kwargs,
         )
 
+    def score_names(self) -> list[str]:
+        """The test scores of this recipe's task (from the untrained model's outputs on the
+        validation rows: the same keys every trained fold reports)."""
+        from dltoolkit.tasks import get_task
+        from dltoolkit.training import predict_outputs
+
+        task = get_task(self.config.task)
+        try:
+            model = self.build_config(self.config)
+            outputs = predict_outputs(model, self.data.x_val, self.config.train.batch_size)
+        finally:
+            keras.backend.clear_session()
+        decision = task.decision(self.data.y_val, outputs, self.config.train.threshold)
+        return [key for key, value in task.scores(self.data.y_val, outputs, decision).items()
+                if isinstance(value, float)]  # fmt: skip
+
+    def run_cross_validation(self, hp: keras_tuner.HyperParameters, objective: str) -> dict:
+        """A trial scored by ``objective`` (``cv_<score>``): the mean over ``data.folds``
+        folds of the network's test ``<score>``, every fold trained as ``dltk recipe``
+        trains it (its own validation rows for early stopping and the threshold)."""
+        from dltoolkit.training import cross_validate
+
+        summary = cross_validate(self.trial_config(hp), echo=lambda line: None)
+        return {objective: summary["mean"]["deep model"][objective[len(CV_PREFIX) :]]}
+
     def run_clustering(self, hp: keras_tuner.HyperParameters) -> dict[str, float]:
         """A ``clustering`` trial: DEC/IDEC fitted on the training rows (pretraining for
         ``train.epochs``, or Hyperband's epochs), scored by the silhouette of the
@@ -219,6 +252,9 @@ def tuner_class(name: str) -> type:
         def run_trial(self, trial, *args, **kwargs):
             if self.hypermodel.config.task == "clustering":
                 return self.hypermodel.run_clustering(trial.hyperparameters)
+            objective = self.oracle.objective.name
+            if cross_validated(objective):
+                return self.hypermodel.run_cross_validation(trial.hyperparameters, objective)
             return super().run_trial(trial, *args, **kwargs)
 
         def on_trial_begin(self, trial):
@@ -299,6 +335,15 @@ def prepare_search(
     check_tuner(tuner)
     check_space(config, space)
     objective = objective_of(config, space)
+    if cross_validated(objective.name) and (
+        not config.data.folds or config.task == "clustering" or config.task in SERIES_TASKS
+    ):
+        raise ConfigError(
+            f"{space.source}: objective {objective.name!r} scores each trial by K-fold "
+            f"cross-validation of a table, which needs data.folds (received "
+            f"{config.data.folds!r}, task {config.task!r}); set --set data.folds=5, or use a "
+            "validation objective such as val_loss."
+        )
     directory = Path(output) / config.name
     _check_resume(directory, space, tuner, objective.name, overwrite)
     keras.utils.set_random_seed(config.seed)
@@ -315,6 +360,13 @@ def prepare_search(
     hypermodel = RecipeHyperModel(config, space, data)
     if not checked:
         hypermodel.check_builds()
+    if cross_validated(objective.name):
+        names = hypermodel.score_names()
+        if objective.name[len(CV_PREFIX) :] not in names:
+            raise ConfigError(
+                f"{space.source}: objective {objective.name!r} names no test score of task "
+                f"{config.task!r}; expected one of {', '.join(CV_PREFIX + n for n in names)}."
+            )
     return hypermodel, objective, directory
 
 
@@ -435,9 +487,11 @@ def summarise(
                 "trial": trial.trial_id,
                 **{path: values.get(path) for path in paths},
                 objective.name: trial.score,
-                # Hyperband continues trials from an earlier one's epochs.
-                "best_epoch": trial.best_step
-                + trial.hyperparameters.values.get("tuner/initial_epoch", 0),
+                # Hyperband continues trials from an earlier one's epochs; a cross-validated
+                # trial has one best epoch per fold, so none.
+                "best_epoch": None
+                if cross_validated(objective.name)
+                else trial.best_step + trial.hyperparameters.values.get("tuner/initial_epoch", 0),
                 "seconds": stats.get(trial.trial_id, {}).get("seconds"),
                 "peak_memory_mib": stats.get(trial.trial_id, {}).get("peak_memory_mib"),
             }

@@ -207,6 +207,41 @@ def test_best_values_round_trip_into_a_recipe_run(workdir: Path):
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["rmse"] > 0
 
 
+def test_a_cross_validated_objective_ranks_trials_by_their_fold_mean(workdir: Path):
+    from dltoolkit.training import cross_validate, resolve
+
+    settings = ("--set", "data.folds=2", "--set", "train.epochs=2",
+                "--set", "train.early_stopping.patience=null")  # fmt: skip
+    space = {"model.dropout": {"float": [0.0, 0.4], "step": 0.1}}
+    path = write_space(workdir, space, objective="cv_roc_auc")
+    result = invoke(
+        "tune", "phishing-detection", "--space", str(path), "--tuner", "random",
+        "--max-trials", "2", "--retrain-best", "--set", "export.enabled=false", *settings,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = results_of(workdir, "phishing-detection")
+    assert len(table) == 2 and table["cv_roc_auc"].is_monotonic_decreasing  # maximised
+    assert table["best_epoch"].isna().all()  # one per fold, so none
+    best_file = workdir / "searches" / "phishing-detection" / "best.yaml"
+    overrides = [item for item in settings if item != "--set"]
+    config = resolve(load_config("phishing-detection", overrides, [best_file]))
+    again = cross_validate(config, echo=lambda line: None)["mean"]["deep model"]["roc_auc"]
+    assert again == pytest.approx(table.loc[0, "cv_roc_auc"], abs=1e-6)
+    # --retrain-best trains as the recipe does (no refit: a fold mean has no best epoch).
+    (run_dir,) = (workdir / "runs" / "phishing-detection").iterdir()
+    ran = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert ran["train"]["refit_on_validation"] is False and ran["train"]["epochs"] == 2
+    assert ran["model"]["dropout"] == yaml.safe_load(best_file.read_text())["model"]["dropout"]
+
+    message = one_line_error(invoke("tune", "phishing-detection", "--space", str(path)))
+    assert "objective 'cv_roc_auc'" in message and "data.folds" in message
+    path = write_space(workdir, space, objective="cv_auc")
+    arguments = ("--space", str(path), "--output", "other", *settings)
+    message = one_line_error(invoke("tune", "phishing-detection", *arguments))
+    assert "names no test score" in message and "cv_roc_auc" in message
+    assert not (workdir / "other").exists()
+
+
 def test_a_killed_search_resumes_without_repeating_trials(tmp_path: Path):
     space = write_space(tmp_path, SPACE)
     command = [
