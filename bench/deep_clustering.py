@@ -10,6 +10,8 @@ labels, which no method sees: Hungarian cluster accuracy (ACC), NMI and ARI.
     python bench/deep_clustering.py --datasets digits --seeds 0 1 2 3 4
     python bench/deep_clustering.py --datasets mnist --seeds 0
     python bench/deep_clustering.py --datasets digits --autoencoder conv --seeds 0 1 2 3 4
+    python bench/deep_clustering.py --datasets digits --seeds 0 1 2 \
+        --autoencoder dense dense-noise dense-masking dense-cosine
 """
 
 from __future__ import annotations
@@ -36,6 +38,24 @@ AUTOENCODERS = {
         "pretrain_epochs": 200,
         "pretrain_batch_size": 128,
     },
+    # Variants of the dense pretraining: denoising with Gaussian noise (std 0.1 of pixels in
+    # [0, 1]), masking 10% of the inputs for twice the epochs, a cosine-decayed learning rate.
+    "dense-noise": {
+        "model": {"hidden_units": [256, 256, 1024], "latent_dim": 10, "noise_stddev": 0.1},
+        "pretrain_epochs": 100,
+        "pretrain_batch_size": 128,
+    },
+    "dense-masking": {
+        "model": {"hidden_units": [256, 256, 1024], "latent_dim": 10, "input_dropout": 0.1},
+        "pretrain_epochs": 200,
+        "pretrain_batch_size": 128,
+    },
+    "dense-cosine": {
+        "model": {"hidden_units": [256, 256, 1024], "latent_dim": 10},
+        "pretrain_epochs": 200,
+        "pretrain_batch_size": 128,
+        "cosine": True,
+    },
 }
 
 
@@ -59,7 +79,31 @@ def load(name: str, images: bool = False) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def run_seed(name: str, seed: int, settings: dict) -> list[dict]:
+def describe(name: str) -> str:
+    """One autoencoder's settings in words."""
+    settings = AUTOENCODERS[name]
+    model = settings["model"]
+    shape = f"conv filters {model['filters']}" if "filters" in model else str(model["hidden_units"])
+    extras = [f"{key} {model[key]}" for key in ("noise_stddev", "input_dropout") if key in model]
+    if settings.get("cosine"):
+        extras.append("learning rate 0.001 cosine-decayed to 1e-5")
+    return (
+        f"{name}: {shape} -> {model['latent_dim']}, pretrained {settings['pretrain_epochs']} "
+        f"epochs (Adam, batch {settings['pretrain_batch_size']}{''.join(', ' + e for e in extras)})"
+    )
+
+
+def pretrain_optimizer(settings: dict, rows: int):
+    """Adam, with a cosine-decayed learning rate for settings that ask for it."""
+    import keras
+
+    if not settings.get("cosine"):
+        return "adam"
+    steps = settings["pretrain_epochs"] * math.ceil(rows / settings["pretrain_batch_size"])
+    return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, steps, alpha=0.01))
+
+
+def run_seed(name: str, seed: int, autoencoder: str, first: str) -> list[dict]:
     import keras
     from sklearn.cluster import KMeans
 
@@ -67,19 +111,23 @@ def run_seed(name: str, seed: int, settings: dict) -> list[dict]:
     from dltoolkit.models.dec import fit_dec
     from dltoolkit.tasks.clustering import clustering_scores
 
+    settings = AUTOENCODERS[autoencoder]
     x, y = load(name, images=settings["model"].get("kind") == "conv")
     rows = []
 
     def record(method: str, clusters: np.ndarray, seconds: float) -> None:
-        rows.append({"dataset": name, "method": method, "seed": seed, "seconds": seconds,
-                     **clustering_scores(y, clusters)})  # fmt: skip
+        scores = clustering_scores(y, clusters)
+        used = "-" if method == "k-means on pixels" else autoencoder
+        rows.append({"dataset": name, "autoencoder": used, "method": method,
+                     "seed": seed, "seconds": seconds, **scores})  # fmt: skip
         print(f"{name} seed {seed} {method}: ACC {rows[-1]['accuracy']:.4f} "
               f"NMI {rows[-1]['nmi']:.4f} ({seconds:.0f} s)", flush=True)  # fmt: skip
 
-    start = time.perf_counter()
-    pixels = x.reshape(len(x), -1)
-    record("k-means on pixels", KMeans(10, n_init=20, random_state=seed).fit_predict(pixels),
-           time.perf_counter() - start)  # fmt: skip
+    if autoencoder == first:  # once per dataset and seed
+        start = time.perf_counter()
+        pixels = x.reshape(len(x), -1)
+        record("k-means on pixels", KMeans(10, n_init=20, random_state=seed).fit_predict(pixels),
+               time.perf_counter() - start)  # fmt: skip
 
     keras.utils.set_random_seed(seed)
     model = MODELS.get("dec")(x.shape[1:], **settings["model"])
@@ -89,6 +137,7 @@ def run_seed(name: str, seed: int, settings: dict) -> list[dict]:
         x,
         pretrain_epochs=settings["pretrain_epochs"],
         pretrain_batch_size=settings["pretrain_batch_size"],
+        pretrain_optimizer=pretrain_optimizer(settings, len(x)),
         max_iterations=0,
         seed=seed,
     )
@@ -104,9 +153,9 @@ def run_seed(name: str, seed: int, settings: dict) -> list[dict]:
 
 
 def summary(rows: list[dict]) -> str:
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str, str], list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["dataset"], row["method"]), []).append(row)
+        groups.setdefault((row["dataset"], row["autoencoder"], row["method"]), []).append(row)
 
     def spread(values: list[float]) -> str:
         if len(values) == 1:
@@ -114,10 +163,20 @@ def summary(rows: list[dict]) -> str:
         return f"{statistics.mean(values):.4f} ({min(values):.4f}-{max(values):.4f})"
 
     return markdown_table(
-        ["dataset", "method", "seeds", "ACC mean (min-max)", "NMI mean", "ARI mean", "s mean"],
+        [
+            "dataset",
+            "autoencoder",
+            "method",
+            "seeds",
+            "ACC mean (min-max)",
+            "NMI mean",
+            "ARI mean",
+            "s mean",
+        ],
         [
             [
                 dataset,
+                autoencoder,
                 method,
                 " ".join(str(row["seed"]) for row in group),
                 spread([row["accuracy"] for row in group]),
@@ -125,7 +184,7 @@ def summary(rows: list[dict]) -> str:
                 f"{statistics.mean(row['ari'] for row in group):.4f}",
                 f"{statistics.mean(row['seconds'] for row in group):.0f}",
             ]
-            for (dataset, method), group in groups.items()
+            for (dataset, autoencoder, method), group in groups.items()
         ],
     )
 
@@ -136,25 +195,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["digits", "mnist"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    parser.add_argument("--autoencoder", choices=sorted(AUTOENCODERS), default="dense")
+    parser.add_argument("--autoencoder", nargs="+", choices=sorted(AUTOENCODERS), default=["dense"])
     arguments = parser.parse_args()
-    settings = AUTOENCODERS[arguments.autoencoder]
-    rows = [row for name in arguments.datasets for seed in arguments.seeds
-            for row in run_seed(name, seed, settings)]  # fmt: skip
+    rows = [row for autoencoder in arguments.autoencoder for name in arguments.datasets
+            for seed in arguments.seeds
+            for row in run_seed(name, seed, autoencoder, arguments.autoencoder[0])]  # fmt: skip
     table = summary(rows)
     print(table)
     title = f"{SECTION}: {', '.join(arguments.datasets)}"
-    if arguments.autoencoder != "dense":
-        title += f", {arguments.autoencoder} autoencoder"
-    model = settings["model"]
-    shape = f"conv filters {model['filters']}" if "filters" in model else str(model["hidden_units"])
+    if arguments.autoencoder != ["dense"]:
+        title += f", {', '.join(arguments.autoencoder)} autoencoder"
     write_section(
         title,
         f"Measured {machine()}, Keras backend {keras.backend.backend()}, with "
         f"`python bench/deep_clustering.py --datasets {' '.join(arguments.datasets)} --seeds "
-        f"{' '.join(map(str, arguments.seeds))} --autoencoder {arguments.autoencoder}`. "
-        f"Autoencoder {shape} -> {model['latent_dim']}, pretrained "
-        f"{settings['pretrain_epochs']} epochs (Adam, batch {settings['pretrain_batch_size']}); "
+        f"{' '.join(map(str, arguments.seeds))} --autoencoder {' '.join(arguments.autoencoder)}`. "
+        f"Autoencoders: {'; '.join(describe(name) for name in arguments.autoencoder)}. "
         "DEC: SGD 0.01 momentum 0.9; IDEC: Adam "
         "0.001, gamma 0.1; both batch 256, targets updated every 140 steps, stop below 0.1% "
         "label change or after 20,000 steps. s counts pretraining plus the method's own "
