@@ -344,6 +344,11 @@ def prepare_search(
             f"{config.data.folds!r}, task {config.task!r}); set --set data.folds=5, or use a "
             "validation objective such as val_loss."
         )
+    if cross_validated(objective.name) and tuner == "hyperband":
+        raise ConfigError(
+            f"{space.source}: objective {objective.name!r} trains data.folds models a trial, "
+            "which hyperband cannot continue in stages; use --tuner random or bayesian."
+        )
     directory = Path(output) / config.name
     _check_resume(directory, space, tuner, objective.name, overwrite)
     keras.utils.set_random_seed(config.seed)

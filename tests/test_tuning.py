@@ -239,6 +239,10 @@ def test_a_cross_validated_objective_ranks_trials_by_their_fold_mean(workdir: Pa
     arguments = ("--space", str(path), "--output", "other", *settings)
     message = one_line_error(invoke("tune", "phishing-detection", *arguments))
     assert "names no test score" in message and "cv_roc_auc" in message
+    path = write_space(workdir, space, objective="cv_roc_auc")
+    arguments = ("--space", str(path), "--tuner", "hyperband", "--output", "other", *settings)
+    message = one_line_error(invoke("tune", "phishing-detection", *arguments))
+    assert "hyperband cannot continue" in message
     assert not (workdir / "other").exists()
 
 
