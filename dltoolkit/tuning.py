@@ -53,6 +53,11 @@ def cross_validated(objective: str) -> bool:
     return objective.startswith(CV_PREFIX)
 
 
+def cv_score(objective: str) -> str:
+    """The test score a ``cv_<score>`` objective averages over the folds."""
+    return objective[len(CV_PREFIX) :]
+
+
 def objective_of(config: RunConfig, space: SearchSpace) -> keras_tuner.Objective:
     """The space's objective, else the recipe's early-stopping monitor; the direction is
     the space's, else max for accuracies and AUCs and min otherwise."""
@@ -216,7 +221,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         from dltoolkit.training import cross_validate
 
         summary = cross_validate(self.trial_config(hp), echo=lambda line: None)
-        return {objective: summary["mean"]["deep model"][objective[len(CV_PREFIX) :]]}
+        return {objective: summary["mean"]["deep model"][cv_score(objective)]}
 
     def run_clustering(self, hp: keras_tuner.HyperParameters) -> dict[str, float]:
         """A ``clustering`` trial: DEC/IDEC fitted on the training rows (pretraining for
@@ -320,8 +325,9 @@ def prepare_search(
     checked: bool = False,
 ) -> tuple[RecipeHyperModel, keras_tuner.Objective, Path]:
     """Everything a search needs before its first trial, checked: the resolved config,
-    the space against it (every range end built once unless ``checked``), the resume
-    state, and the data. Returns the hypermodel, the objective and the search folder."""
+    the space against it (unless ``checked``: every range end built once, and a ``cv_``
+    objective's score found among the task's), the resume state, and the data. Returns
+    the hypermodel, the objective and the search folder."""
     from dltoolkit import distribute
     from dltoolkit.training import prepare_data, resolve
 
@@ -365,13 +371,13 @@ def prepare_search(
     hypermodel = RecipeHyperModel(config, space, data)
     if not checked:
         hypermodel.check_builds()
-    if cross_validated(objective.name):
-        names = hypermodel.score_names()
-        if objective.name[len(CV_PREFIX) :] not in names:
-            raise ConfigError(
-                f"{space.source}: objective {objective.name!r} names no test score of task "
-                f"{config.task!r}; expected one of {', '.join(CV_PREFIX + n for n in names)}."
-            )
+        if cross_validated(objective.name):
+            names = hypermodel.score_names()
+            if cv_score(objective.name) not in names:
+                raise ConfigError(
+                    f"{space.source}: objective {objective.name!r} names no test score of task "
+                    f"{config.task!r}; expected one of {', '.join(CV_PREFIX + n for n in names)}."
+                )
     return hypermodel, objective, directory
 
 
