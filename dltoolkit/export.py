@@ -24,19 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dltoolkit import features
+from dltoolkit.config.checks import check_model_name
 from dltoolkit.errors import DltkError
-
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def check_model_name(name: str) -> str:
-    """Model names become URL path segments in TF Serving: letters, digits, ``_.-`` only."""
-    if not _MODEL_NAME.match(name):
-        raise DltkError(
-            f"model name {name!r} is not usable in a model repository; use letters, digits, "
-            "'_', '.' and '-' only (e.g. --name cnn-image)."
-        )
-    return name
+from dltoolkit.models import load_model
+from dltoolkit.tasks import task_class
 
 
 def existing_versions(model_dir: Path) -> list[int]:
@@ -46,37 +38,44 @@ def existing_versions(model_dir: Path) -> list[int]:
     return sorted(int(child.name) for child in model_dir.iterdir() if child.name.isdigit())
 
 
+def serving_head(written: dict[str, Any]) -> dict[str, Any]:
+    """What the serving signature needs from a run's metrics.json (``{}`` for a bare model
+    file): its task, class names, decision and, for a series, its window."""
+    data = written.get("data", {})
+    return {
+        "task": written.get("task", "classification"),
+        "class_names": data.get("class_names"),
+        "decision": written.get("decision") or {},
+        "series": data.get("series") or {},
+    }
+
+
 def export_saved_model(
     keras_path: str | Path,
     repository: str | Path,
     model_name: str,
-    class_names: list[str] | None = None,
-    *,
-    task: str = "classification",
-    decision: dict[str, Any] | None = None,
-    series: dict[str, Any] | None = None,
+    head: dict[str, Any] | None = None,
 ) -> Path:
     """Export a trained ``.keras`` model as the next version of ``repository/model_name``.
 
     The ``serving_default`` signature takes the model's named input (for a table: one
     input per raw feature column, run through the ``features.keras`` FeatureSpace saved
-    beside the model, missing numbers filled with the training medians) and returns, by
-    task: ``probabilities``, ``class_id``, ``class_name`` (classification);
-    ``probability``, ``class_id``, ``class_name`` at the chosen threshold (binary);
-    ``prediction`` (regression); ``segment`` and ``segment_probabilities`` (clustering);
-    ``anomaly_score``, and ``class_id``, ``class_name`` at
-    the chosen score threshold (anomaly); ``log_return`` and ``price`` over the horizon, or
-    ``variance`` and ``volatility`` (forecasting); ``probability`` of an up day and
-    ``signal`` (signal). Series models take one raw ``window`` of rows.
+    beside the model, missing numbers filled with the training medians) and returns the
+    task's named outputs (its ``serving_outputs``), for example: ``probabilities``,
+    ``class_id``, ``class_name`` (classification); ``probability``, ``class_id``,
+    ``class_name`` at the chosen threshold (binary); ``prediction`` (regression);
+    ``segment`` and ``segment_probabilities`` (clustering); ``anomaly_score``, and
+    ``class_id``, ``class_name`` at the chosen score threshold (anomaly); ``log_return``
+    and ``price`` over the horizon, or ``variance`` and ``volatility`` (forecasting);
+    ``probability`` of an up day and ``signal`` (signal). Series models take one raw
+    ``window`` of rows.
 
     Args:
         keras_path: the trained model's ``.keras`` file.
         repository: model repository root (``saved_models``).
         model_name: folder name of the model in the repository.
-        class_names: names of the classes, in class-index order (default: "0", "1", ...).
-        task: ``classification``, ``binary``, ``regression``, ``anomaly`` or ``clustering``.
-        decision: what was chosen on validation; binary, anomaly: ``{"threshold": ...}``.
-        series: forecasting and signal: the run's ``data.series`` entry (its ``target``).
+        head: what the run wrote that serving needs (:func:`serving_head` of its
+            metrics.json); by default a classifier with classes "0", "1", ...
 
     Returns:
         The version folder written.
@@ -87,12 +86,7 @@ def export_saved_model(
         raise DltkError(f"model file {str(keras_path)!r} does not exist.")
     import keras
 
-    head = {
-        "task": task,
-        "class_names": class_names,
-        "decision": decision or {},
-        "series": series or {},
-    }
+    head = serving_head({}) | (head or {})
     if keras.backend.backend() == "tensorflow":
         return _export_here(keras_path, Path(repository), model_name, head)
     return _export_in_tensorflow_process(keras_path, Path(repository), model_name, head)
@@ -123,10 +117,7 @@ def _export_here(keras_path: Path, repository: Path, model_name: str, head: dict
     import keras
     import tensorflow as tf
 
-    import dltoolkit.layers  # noqa: F401  registers the toolkit's custom layers for loading
-    from dltoolkit import features
-
-    model = keras.saving.load_model(keras_path, safe_mode=True)
+    model = load_model(keras_path)
     saved_features = features.load(keras_path.parent)
     if saved_features is None:
         input_tensor = model.inputs[0]
@@ -138,7 +129,7 @@ def _export_here(keras_path: Path, repository: Path, model_name: str, head: dict
     else:
         space, info = saved_features
         signature, prepare = _table_inputs(space, info)
-    outputs = _head_outputs(model, head)
+    outputs = task_class(head["task"]).serving_outputs(model, head)
 
     def serve(inputs):
         prepared = prepare(inputs)
@@ -188,81 +179,6 @@ def serving_name(column: str) -> str:
     """A column name as a SavedModel input name (letters, digits, ``_.-`` only)."""
     cleaned = re.sub(r"[^A-Za-z0-9_.\-]", "_", column)
     return cleaned if re.match(r"[A-Za-z0-9.]", cleaned) else f"f{cleaned}"
-
-
-def _head_outputs(model: Any, head: dict[str, Any]) -> Callable:
-    """The task's named serving outputs from the model's raw output (and its input)."""
-    import tensorflow as tf
-
-    task = head["task"]
-    if task in ("forecasting", "signal"):
-        return _series_outputs(head)
-    units = int(model.outputs[0].shape[-1]) if len(model.outputs[0].shape) > 1 else 1
-    if task == "regression":
-        return lambda output, _: {"prediction": tf.reshape(output, (-1,))}
-    if task == "clustering":
-        return lambda output, _: {
-            "segment_probabilities": output,
-            "segment": tf.argmax(output, -1),
-        }
-    names = head["class_names"] or [str(index) for index in range(max(units, 2))]
-    expected = 2 if task in ("binary", "anomaly") else units
-    if len(names) != expected:
-        raise DltkError(f"{len(names)} class names given for a model with {expected} classes.")
-    name_table = tf.constant(names)
-    if task in ("binary", "anomaly"):
-        # One score per row (a probability, or a reconstruction error) and its decision.
-        key = "probability" if task == "binary" else "anomaly_score"
-        threshold = float(head["decision"].get("threshold", 0.5))
-
-        def thresholded(output, _):
-            score = tf.reshape(output, (-1,))
-            class_id = tf.cast(score >= threshold, tf.int64)
-            return {key: score, "class_id": class_id, "class_name": tf.gather(name_table, class_id)}
-
-        return thresholded
-
-    def classification(probabilities, _):
-        class_id = tf.argmax(probabilities, axis=-1)
-        return {
-            "probabilities": probabilities,
-            "class_id": class_id,
-            "class_name": tf.gather(name_table, class_id),
-        }
-
-    return classification
-
-
-def _series_outputs(head: dict[str, Any]) -> Callable:
-    """Forecast outputs of a series model; the window's last price gives the price forecast."""
-    import tensorflow as tf
-
-    target = head["series"].get("target", "return")
-    if head["task"] == "signal":
-        threshold = float(head["decision"].get("threshold", 0.5))
-
-        def signal(output, _):
-            probability = tf.reshape(output, (-1,))
-            return {
-                "probability": probability,
-                "signal": tf.cast(probability >= threshold, tf.int64),
-            }
-
-        return signal
-    if target == "volatility":
-
-        def volatility(output, _):
-            variance = tf.reshape(output, (-1,))
-            return {"variance": variance, "volatility": tf.sqrt(variance)}
-
-        return volatility
-
-    def price(output, window):
-        log_return = tf.reshape(output, (-1,))
-        last_price = tf.cast(window[:, -1, 0], log_return.dtype)
-        return {"log_return": log_return, "price": last_price * tf.exp(log_return)}
-
-    return price
 
 
 def _export_prefix(pid: int) -> str:
@@ -324,13 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         head = json.loads(arguments.head)
         path = export_saved_model(
-            arguments.keras_path,
-            arguments.repository,
-            arguments.model_name,
-            head.get("class_names"),
-            task=head.get("task", "classification"),
-            decision=head.get("decision"),
-            series=head.get("series"),
+            arguments.keras_path, arguments.repository, arguments.model_name, head
         )
     except DltkError as error:
         print(error, file=sys.stderr)

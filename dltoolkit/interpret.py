@@ -3,33 +3,36 @@ images. Both run on the test split at the end of a run and feed its report."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from dltoolkit import features
 from dltoolkit.plots import pyplot, save_figure
 from dltoolkit.runs import higher_is_better
+from dltoolkit.training import predict_outputs
 
 
 def permutation_importance(
     model: keras.Model,
     data: Any,
-    task: Any,
-    decision: dict[str, Any],
+    score_of: Callable[[np.ndarray], float],
+    name: str,
     repeats: int,
     seed: int,
     batch_size: int,
 ) -> dict[str, Any]:
-    """How much the task's headline test score worsens when one raw feature column is
-    shuffled (the others kept), per column, ``repeats`` shuffles each.
+    """How much a test score worsens when one raw feature column is shuffled (the others
+    kept), per column, ``repeats`` shuffles each.
 
     Args:
         model: the trained network, taking the FeatureSpace's encoding.
         data: the run's ArraySplits of a table (raw test frame in ``data.table.test``).
-        task: the run's task (its ``headline`` score and ``scores``).
-        decision: the threshold chosen on validation, for scores that need one.
+        score_of: the score (named ``name``) of the model's outputs on the test rows.
+        name: the score's name; whether higher is better follows from it.
         repeats: shuffles per column.
         seed: seed of the shuffles.
         batch_size: prediction batch size.
@@ -38,16 +41,11 @@ def permutation_importance(
         ``{"score", "baseline_score", "repeats", "features": [{"feature", "mean", "std"}]}``,
         features ordered by mean worsening, largest first.
     """
-    from dltoolkit import features
-    from dltoolkit.training import predict_outputs
-
     table, space = data.table, data.feature_space
-    name = task.headline
     higher = higher_is_better(name)
 
     def score(x: np.ndarray) -> float:
-        outputs = predict_outputs(model, x, batch_size)
-        return float(task.scores(data.y_test, outputs, decision)[name])
+        return float(score_of(predict_outputs(model, x, batch_size)))
 
     base = score(data.x_test)
     rng = np.random.default_rng(seed)

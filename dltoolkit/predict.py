@@ -21,8 +21,10 @@ import keras
 import numpy as np
 
 from dltoolkit import features
-from dltoolkit.config import SERIES_TASKS, DataConfig, load_config
+from dltoolkit.config import DataConfig
 from dltoolkit.errors import DataError
+from dltoolkit.models import load_model
+from dltoolkit.tasks import task_class
 
 DEFAULT_CHUNK_ROWS = 8192
 
@@ -78,12 +80,12 @@ def stream_predictions(
         class id/name and probabilities, the anomaly score, the segment, or ``prediction``
         (dated forecasts for series). Reading errors surface while iterating.
     """
-    from dltoolkit.evaluation import load_model
-
     written = written or {}
+    task = task_class(written.get("task", "classification"))
     model = load_model(model_path)
-    if written.get("task") in SERIES_TASKS:
-        return _series_predictions(model, Path(model_path), source, batch_size, written)
+    whole = task.predict_whole_source(model, Path(model_path).parent, source, batch_size, written)
+    if whole is not None:
+        return PredictionStream(len(whole), "rows", iter([(whole, len(whole))]))
     saved = features.load(Path(model_path).parent)
     if saved is None:
         inputs = _array_inputs(source, _data_config_for(model), chunk_rows)
@@ -101,56 +103,11 @@ def stream_predictions(
                 )
             outputs = np.asarray(model.predict(chunk.x, batch_size=batch_size, verbose=0))
             yield (
-                prediction_rows(outputs.astype(np.float64), chunk.identifiers, written),
+                task.prediction_rows(outputs.astype(np.float64), chunk.identifiers, written),
                 (chunk.progress),
             )
 
     return PredictionStream(inputs.total, inputs.unit, batches())
-
-
-def prediction_rows(
-    outputs: np.ndarray, identifiers: list[str], written: dict[str, Any]
-) -> list[dict[str, Any]]:
-    """One output row per input for the run's task (``written`` is its metrics.json)."""
-    task = written.get("task", "classification")
-    names = written.get("data", {}).get("class_names") or []
-    if task == "regression":
-        return [
-            {"id": i, "prediction": float(v)}
-            for i, v in zip(identifiers, outputs[:, 0], strict=True)
-        ]
-    if task in ("binary", "anomaly"):
-        names = names or ["0", "1"]
-        threshold = float(written.get("decision", {}).get("threshold", 0.5))
-        scores = outputs.reshape(len(outputs))
-        class_ids = (scores >= threshold).astype(int)
-        key = "probability" if task == "binary" else "anomaly_score"
-        return [
-            {"id": i, key: float(p), "class_id": int(c), "class_name": names[c]}
-            for i, p, c in zip(identifiers, scores, class_ids, strict=True)
-        ]
-    if task == "clustering":
-        return [
-            {
-                "id": identifier,
-                "segment": int(row.argmax()),
-                **{f"probability_segment_{j}": float(p) for j, p in enumerate(row)},
-            }
-            for identifier, row in zip(identifiers, outputs, strict=True)
-        ]
-    names = names or [str(index) for index in range(outputs.shape[-1])]
-    rows = []
-    for identifier, row in zip(identifiers, outputs, strict=True):
-        predicted = int(row.argmax())
-        rows.append(
-            {
-                "id": identifier,
-                "class_id": predicted,
-                "class_name": names[predicted],
-                **{f"probability_{name}": float(p) for name, p in zip(names, row, strict=True)},
-            }
-        )
-    return rows
 
 
 # === Readers ===
@@ -364,49 +321,3 @@ def _table_chunks(kind: str, location: str, chunk_rows: int):
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-def _series_predictions(
-    model: keras.Model, model_path: Path, source: str, batch_size: int, written: dict[str, Any]
-) -> PredictionStream:
-    """Forecasts from every window of a price series read like the run's training data:
-    one row per window, dated by its last day."""
-    from dltoolkit.data.series import cut_windows, load_series
-
-    config_path = model_path.parent / "config.yaml"
-    if not config_path.is_file():
-        raise DataError(
-            f"a series model needs its run's config.yaml beside it (column names, dates); "
-            f"{config_path} is missing."
-        )
-    config = load_config(config_path)
-    config.data.source = source
-    series = load_series(config.data)
-    head = written["data"]["series"]
-    rows = int(head["window_rows"])
-    if len(series.raw) < rows:
-        raise DataError(
-            f"{source!r} has {len(series.raw)} days; the model needs windows of {rows} days."
-        )
-    x, ends = cut_windows(series.raw, rows, 1)
-    outputs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), np.float64)
-    outputs = outputs.reshape(len(x))
-    dates = [str(day)[:10] for day in series.dates[ends]]
-    if written["task"] == "signal":
-        threshold = float(written.get("decision", {}).get("threshold", 0.5))
-        result = [
-            {"date": d, "probability_up": float(p), "signal": int(p >= threshold)}
-            for d, p in zip(dates, outputs, strict=True)
-        ]
-    elif head["target"] == "volatility":
-        result = [
-            {"date": d, "variance": float(v), "volatility": float(np.sqrt(v))}
-            for d, v in zip(dates, outputs, strict=True)
-        ]
-    else:
-        prices = series.raw[ends, 0]
-        result = [
-            {"date": d, "log_return": float(r), "price": float(p * np.exp(r))}
-            for d, r, p in zip(dates, outputs, prices, strict=True)
-        ]
-    return PredictionStream(len(result), "rows", iter([(result, len(result))]))

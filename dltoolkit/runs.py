@@ -7,6 +7,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -102,23 +103,16 @@ def recover_folder(target: Path) -> None:
 
 # === Listing and comparing past runs ===
 
-# The score each task's runs are compared by (series volatility runs use qlike).
-HEADLINE_SCORES = {
-    "classification": "accuracy",
-    "binary": "roc_auc",
-    "anomaly": "pr_auc",
-    "regression": "rmse",
-    "clustering": "silhouette",
-    "forecasting": "rmse_return",
-    "signal": "sharpe",
-}
 
-
-def headline_score(metrics: dict[str, Any]) -> str:
-    """The name of the score a run is judged by."""
-    if metrics.get("task") == "forecasting" and "qlike" in metrics.get("test", {}):
-        return "qlike"
-    return HEADLINE_SCORES.get(metrics.get("task", ""), "loss")
+def headline_of(metrics: dict[str, Any]) -> tuple[str, bool]:
+    """The score a run is judged by and whether higher is better, as its task wrote them
+    into metrics.json (``headline``; a run that predates the entry gets it from its task
+    where a ``complete`` hook below adds it, else is judged by its first test score)."""
+    written = metrics.get("headline")
+    if isinstance(written, dict) and "score" in written:
+        return str(written["score"]), bool(written.get("higher_is_better"))
+    name = next(iter(metrics.get("test") or {}), "loss")
+    return name, higher_is_better(name)
 
 
 def is_finite_number(value: Any) -> bool:
@@ -139,7 +133,7 @@ def best_baseline(metrics: dict[str, Any], name: str) -> dict[str, Any] | None:
 
 def summarise(run_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     """One run in a line: when, what, its headline score and the best baseline's, cost."""
-    name = headline_score(metrics)
+    name, _ = headline_of(metrics)
     best = best_baseline(metrics, name)
     return {
         "run": str(run_dir),
@@ -154,9 +148,15 @@ def summarise(run_dir: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def find_runs(output_dir: str | Path = "runs", recipe: str | None = None) -> list[dict[str, Any]]:
+Completion = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def find_runs(
+    output_dir: str | Path = "runs", recipe: str | None = None, complete: Completion | None = None
+) -> list[dict[str, Any]]:
     """Summaries of the finished runs under ``output_dir`` (optionally one recipe's),
-    oldest first; unfinished or unreadable run folders are skipped."""
+    oldest first; unfinished or unreadable run folders are skipped. ``complete`` fills in
+    what older runs' metrics.json lacks."""
     root = Path(output_dir)
     pattern = f"{recipe}/*/metrics.json" if recipe else "*/*/metrics.json"
     found = []
@@ -167,7 +167,7 @@ def find_runs(output_dir: str | Path = "runs", recipe: str | None = None) -> lis
             metrics = read_json(path)
         except (OSError, ValueError):
             continue
-        found.append(summarise(path.parent, metrics))
+        found.append(summarise(path.parent, complete(metrics) if complete else metrics))
     return sorted(found, key=lambda run: (run["created"], run["run"]))
 
 
@@ -199,9 +199,9 @@ def text_table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, cells)])
 
 
-def compare_runs(run_dirs: list[Path]) -> str:
+def compare_runs(run_dirs: list[Path], complete: Completion | None = None) -> str:
     """Runs side by side: facts and cost, every test score, the best baseline, and the
-    configuration settings in which they differ."""
+    configuration settings in which they differ (``complete``: as for :func:`find_runs`)."""
     import yaml
 
     runs = []
@@ -214,7 +214,8 @@ def compare_runs(run_dirs: list[Path]) -> str:
             )
         config_path = Path(run_dir) / "config.yaml"
         config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
-        runs.append((read_json(path), _flatten(config or {})))
+        metrics = read_json(path)
+        runs.append((complete(metrics) if complete else metrics, _flatten(config or {})))
     rows: list[list[Any]] = []
 
     def add(label: str, values: list[Any]) -> None:

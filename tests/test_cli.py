@@ -23,6 +23,7 @@ COMMANDS = [
 ]
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "dltk")
 def test_help(command):
     result = invoke(*command, "--help")
@@ -30,11 +31,13 @@ def test_help(command):
     assert "Usage: dltk" in result.output
 
 
+@pytest.mark.backend_neutral
 def test_version():
     result = invoke("--version")
     assert result.exit_code == 0 and "dltk, version" in result.output
 
 
+@pytest.mark.backend_neutral
 def test_recipe_list_describes_every_recipe():
     result = invoke("recipe", "list")
     assert result.exit_code == 0
@@ -42,6 +45,7 @@ def test_recipe_list_describes_every_recipe():
     assert "Image classification" in line
 
 
+@pytest.mark.backend_neutral
 def test_recipe_show_prints_resolved_yaml():
     result = invoke("recipe", "show", "cnn-image", "--set", "model.filters=[8]")
     assert result.exit_code == 0, result.output
@@ -53,6 +57,7 @@ def test_recipe_show_prints_resolved_yaml():
     assert shown["train"]["reduce_lr_on_plateau"]["patience"] == 3
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
@@ -84,6 +89,7 @@ def test_bad_input_is_one_line_with_exit_code_2(workdir, arguments, expected):
     assert not (workdir / "runs").exists()  # nothing half-started is left behind
 
 
+@pytest.mark.backend_neutral
 def test_backend_that_is_not_installed(monkeypatch):
     import dltoolkit.backend
 
@@ -98,6 +104,7 @@ def test_backend_that_is_not_installed(monkeypatch):
     assert f'pip install "dltoolkit[{other}]"' in message
 
 
+@pytest.mark.backend_neutral
 def test_backend_other_than_the_running_one_is_refused():
     other = "jax" if BACKEND != "jax" else "torch"
     message = one_line_error(invoke("recipe", "cnn-image", "--backend", other))
@@ -221,6 +228,7 @@ def test_run_on_an_image_folder(workdir: Path):
     assert len((workdir / "p.csv").read_text().splitlines()) == 31
 
 
+@pytest.mark.backend_neutral
 def test_unreadable_image_is_named_by_the_cli(workdir: Path):
     folder = write_image_folder(workdir / "images", classes=2, per_class=4)
     (folder / "class_0" / "bad.jpg").write_bytes(b"\x00\x01")

@@ -12,6 +12,9 @@ from dltoolkit.config import (
 )
 from dltoolkit.errors import ConfigError
 
+# Configuration, data loading and files: the same whatever the Keras backend.
+pytestmark = pytest.mark.backend_neutral
+
 
 def test_recipe_loads_with_defaults_filled():
     config = load_config("cnn-image")

@@ -79,6 +79,7 @@ def test_a_run_killed_mid_training_resumes_into_the_same_run_directory(
     assert not list((tmp_path / "runs" / ".backup").glob("*/*")), "backup outlived the run"
 
 
+@pytest.mark.backend_neutral
 def test_resume_of_a_finished_run_is_refused(workdir: Path) -> None:
     result = invoke(*SLOW_ENOUGH[:2], "--set", "train.epochs=1", "--set", "train.verbose=0",
                     "--set", "export.enabled=false")  # fmt: skip

@@ -8,6 +8,9 @@ from dltoolkit.config import DataConfig
 from dltoolkit.data import load_dataset, load_labelled, load_unlabelled, parse_source
 from dltoolkit.errors import DataError
 
+# Configuration, data loading and files: the same whatever the Keras backend.
+pytestmark = pytest.mark.backend_neutral
+
 
 def test_builtin_digits_loads_offline():
     data = load_labelled(DataConfig(source="builtin:digits"))

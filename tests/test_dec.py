@@ -59,6 +59,7 @@ def test_clustering_layer_round_trip_and_errors():
         ClusteringLayer(2)(np.zeros((2, 3, 4), "float32"))
 
 
+@pytest.mark.backend_neutral
 def test_cluster_accuracy_finds_the_best_mapping():
     labels = [0, 0, 1, 1, 2, 2]
     assert cluster_accuracy(labels, [2, 2, 0, 0, 1, 1]) == 1.0
@@ -112,6 +113,7 @@ def test_self_training_moves_the_centres():
     assert not np.allclose(after_kmeans, trained)
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
@@ -132,6 +134,7 @@ def test_fit_dec_needs_more_examples_than_clusters():
         fit_dec(model, blobs()[0][:2])
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [

@@ -74,6 +74,7 @@ def test_every_strategy_on_a_backend_without_it_names_the_backends(workdir: Path
         assert not (workdir / "runs").exists()
 
 
+@pytest.mark.backend_neutral
 def test_bad_distribute_settings_are_config_errors() -> None:
     with pytest.raises(ConfigError, match=r"distribute\.strategy must be one of"):
         load_config("mlp-regression", ["distribute.strategy=mirored"])
@@ -88,9 +89,11 @@ def test_bad_distribute_settings_are_config_errors() -> None:
 def test_learning_rate_scales_with_replicas_only_when_asked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from dltoolkit.training import learning_rate
+    from dltoolkit.optimizers import learning_rate
 
-    monkeypatch.setattr(distribute, "_current", distribute.Placement("mirrored", "float32", 4))
+    monkeypatch.setattr(
+        distribute.placement, "_current", distribute.Placement("mirrored", "float32", 4)
+    )
     config = load_config("mlp-regression", ["train.learning_rate=0.01"])
     assert learning_rate(config, 10) == pytest.approx(0.01)
     config.distribute.scale_learning_rate = True
@@ -107,7 +110,7 @@ def test_predictions_cover_every_row_when_batches_are_sharded(
     x = np.arange(15, dtype=np.float32).reshape(5, 3)
     expected = predict_outputs(model, x, 4)
     placement = distribute.Placement("data_parallel", "float32", 2)
-    monkeypatch.setattr(distribute, "_current", placement)
+    monkeypatch.setattr(distribute.placement, "_current", placement)
     assert placement.shards_batches
     np.testing.assert_allclose(predict_outputs(model, x, 4), expected, rtol=1e-6)
     assert [len(a) for a in placement.even_rows(x, x[:, 0])] == [4, 4]
@@ -204,10 +207,11 @@ def test_jax_model_parallel_shards_kernels_and_trains_the_same(tmp_path: Path) -
         "    'distribute.cpu_devices=2', 'export.enabled=false', 'train.epochs=1',\n"
         "    'train.verbose=0'])\n"
         "use_backend('jax'); prepare_environment(config.distribute, 'jax')\n"
-        "from dltoolkit import distribute, training\n"
+        "from dltoolkit import distribute\n"
+        "from dltoolkit.runner import configure\n"
         "distribute.activate(config)\n"
-        "data = training.prepare_data(config)\n"
-        "model = training.build_model(training.resolve(config), data)\n"
+        "config, task = configure(config)\n"
+        "model = task.build(task.prepare_data())\n"
         "for w in model.weights:\n"
         "    spec = w.value.sharding.spec\n"
         "    print('|'.join([w.path, str(w.shape[-1]), str(len(w.shape)), str(spec)]))\n"

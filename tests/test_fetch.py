@@ -9,6 +9,10 @@ import pytest
 from dltoolkit.data import fetch
 from dltoolkit.errors import DataError
 
+# Configuration, data loading and files: the same whatever the Keras backend.
+pytestmark = pytest.mark.backend_neutral
+
+
 CONTENT = b"Time,Amount,Class\n0,1.5,0\n1,2.5,1\n"
 
 

@@ -45,6 +45,7 @@ def test_cnn_rejects_unsupported_input_rank():
         MODELS.get("cnn")((8,), 10)
 
 
+@pytest.mark.backend_neutral
 def test_resolve_fills_defaults_and_checks_types():
     resolved = resolve_model_config({"builder": "cnn", "filters": [16]})
     assert resolved["filters"] == [16]

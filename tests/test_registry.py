@@ -3,6 +3,9 @@ import pytest
 from dltoolkit.errors import ConfigError
 from dltoolkit.registry import Registry
 
+# Configuration, data loading and files: the same whatever the Keras backend.
+pytestmark = pytest.mark.backend_neutral
+
 
 def test_register_get_and_names():
     registry = Registry("thing")

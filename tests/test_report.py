@@ -49,6 +49,7 @@ def test_dltk_report_redraws_the_page(trained_run: Path, tmp_path: Path):
     assert "not a finished run directory" in one_line_error(invoke("report", str(tmp_path)))
 
 
+@pytest.mark.backend_neutral
 def test_overfitting_is_called_out_only_when_validation_loss_turns_up():
     turning = {"loss": [1.0, 0.7, 0.5, 0.3, 0.2], "val_loss": [1.0, 0.8, 0.7, 0.8, 0.95]}
     note = overfitting_note(turning)
@@ -59,6 +60,7 @@ def test_overfitting_is_called_out_only_when_validation_loss_turns_up():
     assert overfitting_note(flat) is None  # a rise of under 2% is noise
 
 
+@pytest.mark.backend_neutral
 def test_the_verdict_names_the_best_baseline_and_the_time_ratio():
     metrics = {
         "task": "binary",
@@ -102,7 +104,7 @@ def test_permutation_importance_finds_the_feature_the_label_depends_on():
     from dltoolkit.data.sources import ArraySplits
     from dltoolkit.features import encode, feature_space
     from dltoolkit.interpret import permutation_importance
-    from dltoolkit.tasks import get_task
+    from dltoolkit.tasks.binary import binary_scores, positive
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
@@ -127,7 +129,11 @@ def test_permutation_importance_finds_the_feature_the_label_depends_on():
     Table.numeric, Table.categorical = numeric, categorical
     data = ArraySplits(x[:400], y[:400], x[:0], y[:0], x[400:], y[400:], ["0", "1"], "test")
     data.table, data.feature_space = Table, space
-    found = permutation_importance(model, data, get_task("binary"), {"threshold": 0.5}, 3, 0, 256)
+
+    def roc_auc(outputs: np.ndarray) -> float:
+        return binary_scores(data.y_test, positive(outputs), 0.5)["roc_auc"]
+
+    found = permutation_importance(model, data, roc_auc, "roc_auc", 3, 0, 256)
     ranked = {item["feature"]: item["mean"] for item in found["features"]}
     assert found["score"] == "roc_auc" and found["baseline_score"] > 0.95
     assert next(iter(ranked)) == "signal" and ranked["signal"] > 0.3

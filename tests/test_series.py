@@ -20,6 +20,7 @@ from dltoolkit.config import DataConfig, SeriesConfig, from_dict
 from dltoolkit.data.series import Series, cut_windows, load_series, series_targets, split_series
 from dltoolkit.errors import ConfigError, DataError
 from dltoolkit.layers.series import SeriesFeatures, warmup_days
+from dltoolkit.tasks import get_task
 from dltoolkit.tasks.forecasting import diebold_mariano, ewma_variance
 from dltoolkit.tasks.signal import backtest
 
@@ -67,6 +68,7 @@ def plain_series(close: np.ndarray) -> Series:
 # === Windows, targets and splits ===
 
 
+@pytest.mark.backend_neutral
 def test_windows_end_at_their_day_and_targets_come_after_it():
     raw = np.arange(1.0, 31.0)[:, None]  # row i holds i + 1
     x, ends = cut_windows(raw, window=5, stride=2)
@@ -91,6 +93,7 @@ def test_windows_end_at_their_day_and_targets_come_after_it():
     ]
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize("horizon", [1, 4])
 def test_splits_are_in_time_order_and_no_target_day_is_shared(tmp_path: Path, horizon: int):
     path = write(tmp_path, prices(300))
@@ -116,6 +119,7 @@ def test_splits_are_in_time_order_and_no_target_day_is_shared(tmp_path: Path, ho
     ) == 300 - window + 1 - horizon - 2 * (horizon - 1)
 
 
+@pytest.mark.backend_neutral
 def test_walk_forward_blocks_cover_the_test_span_with_growing_training(tmp_path: Path):
     path = write(tmp_path, prices(300))
     config = series_config(path, features=["log_return"])
@@ -183,6 +187,7 @@ def test_features_layer_round_trips_and_checks_its_arguments():
 # === Backtest, baselines and tests of forecasts ===
 
 
+@pytest.mark.backend_neutral
 def test_backtest_arithmetic_on_a_hand_made_series():
     close = np.array([100.0, 110.0, 99.0, 99.0, 108.9])
     log_returns = np.diff(np.log(close))  # +10%, -10%, 0%, +10%
@@ -205,6 +210,7 @@ def test_backtest_arithmetic_on_a_hand_made_series():
     assert hold["cumulative_return"] == pytest.approx(108.9 / 100 - 1)
 
 
+@pytest.mark.backend_neutral
 def test_baselines_never_use_days_after_the_window(tmp_path: Path):
     """A shock on one test day changes no forecast made before that day."""
     from dltoolkit.tasks.forecasting import return_baselines, variance_baselines
@@ -232,6 +238,7 @@ def test_baselines_never_use_days_after_the_window(tmp_path: Path):
                 assert not np.allclose(shock[name][~before], clean[name][~before]), name
 
 
+@pytest.mark.backend_neutral
 def test_too_few_windows_for_a_split_after_the_embargo(tmp_path: Path):
     path = write(tmp_path, prices(200))
     config = series_config(path, horizon=30, features=["log_return"])
@@ -240,6 +247,7 @@ def test_too_few_windows_for_a_split_after_the_embargo(tmp_path: Path):
         split_series(load_series(config), config)
 
 
+@pytest.mark.backend_neutral
 def test_ewma_variance_matches_its_recursion():
     log_price = np.log(prices(80)["close"].to_numpy())
     squared = np.diff(log_price) ** 2
@@ -252,6 +260,7 @@ def test_ewma_variance_matches_its_recursion():
     np.testing.assert_allclose(ewma_variance(log_price, ends), result)
 
 
+@pytest.mark.backend_neutral
 def test_diebold_mariano_sees_a_real_difference_and_not_an_absent_one():
     rng = np.random.default_rng(3)
     truth = rng.normal(size=500)
@@ -265,6 +274,7 @@ def test_diebold_mariano_sees_a_real_difference_and_not_an_absent_one():
 # === Bad input ===
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize(
     ("change", "settings", "expected"),
     [
@@ -290,6 +300,7 @@ def test_bad_series_are_named_in_one_line(tmp_path: Path, change, settings, expe
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
@@ -309,10 +320,11 @@ def test_bad_series_are_named_in_one_line(tmp_path: Path, change, settings, expe
 )  # fmt: skip
 def test_series_settings_are_checked(overrides: dict, expected: str):
     with pytest.raises(ConfigError) as error:
-        from_dict({"name": "x", **overrides})
+        get_task(from_dict({"name": "x", "model": {"builder": "rnn"}, **overrides}))
     assert expected in str(error.value)
 
 
+@pytest.mark.backend_neutral
 def test_a_recipe_refuses_a_non_sequence_model_before_writing(workdir: Path):
     message = one_line_error(invoke("recipe", "stock-forecast", "--set", "model={builder: mlp}"))
     assert "needs a sequence model, model.builder rnn or cnn" in message
@@ -424,6 +436,7 @@ def test_saved_model_forecasts_from_a_raw_window_in_a_fresh_process(csv_run: Pat
     assert served["price"][0] == pytest.approx(window[0, -1, 0] * np.exp(expected), rel=1e-5)
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize(
     ("name", "days", "first", "last"),
     [

@@ -219,6 +219,7 @@ def test_som_rejects_an_output_head():
         MODELS.get("som")((3,), 10, "softmax")
 
 
+@pytest.mark.backend_neutral
 def test_som_config_resolves_with_defaults():
     resolved = resolve_model_config({"builder": "som", "map_shape": [8, 8], "sigma": 2})
     assert resolved["map_shape"] == [8, 8]

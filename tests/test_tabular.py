@@ -47,6 +47,7 @@ def write_csv(folder: Path, frame: pd.DataFrame, name: str = "t.csv") -> Path:
 # === Reading and checking ===
 
 
+@pytest.mark.backend_neutral
 def test_columns_are_resolved_and_categories_inferred(table_csv: Path):
     table = load_table("csv", str(table_csv), DataConfig(label="fraud"))
     assert table.numeric == ["amount", "hour"]
@@ -60,6 +61,7 @@ def test_columns_are_resolved_and_categories_inferred(table_csv: Path):
         load_table("csv", str(table_csv), DataConfig(label="fraud", categorical=["hour"]))
 
 
+@pytest.mark.backend_neutral
 def test_parquet_reads_like_csv(tmp_path: Path):
     frame = transactions(50)
     frame.to_parquet(tmp_path / "t.parquet")
@@ -67,6 +69,7 @@ def test_parquet_reads_like_csv(tmp_path: Path):
     pd.testing.assert_frame_equal(table.frame[["amount"]], frame[["amount"]])
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize(
     ("change", "config", "expected"),
     [
@@ -97,6 +100,7 @@ def test_bad_tables_are_named_precisely(tmp_path: Path, change, config, expected
     assert expected in str(error.value)
 
 
+@pytest.mark.backend_neutral
 def test_empty_and_header_only_files(tmp_path: Path):
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "header.csv").write_text("a,b,label\n")
@@ -106,6 +110,7 @@ def test_empty_and_header_only_files(tmp_path: Path):
         read_frame("csv", str(tmp_path / "header.csv"))
 
 
+@pytest.mark.backend_neutral
 def test_label_with_one_class_is_refused(tmp_path: Path):
     frame = transactions(30).assign(fraud=0)
     table = load_table("csv", str(write_csv(tmp_path, frame)), DataConfig(label="fraud"))
@@ -116,6 +121,7 @@ def test_label_with_one_class_is_refused(tmp_path: Path):
 # === Splits ===
 
 
+@pytest.mark.backend_neutral
 def test_time_split_keeps_order_and_puts_the_latest_rows_in_test(tmp_path: Path):
     frame = transactions(100).assign(when=np.arange(100)[::-1])  # newest first in the file
     path = write_csv(tmp_path, frame)
@@ -129,6 +135,7 @@ def test_time_split_keeps_order_and_puts_the_latest_rows_in_test(tmp_path: Path)
     np.testing.assert_allclose(splits.test["amount"].to_numpy(), expected)
 
 
+@pytest.mark.backend_neutral
 def test_stratified_split_is_deterministic_and_keeps_class_shares(table_csv: Path):
     config = DataConfig(label="fraud")
     table = load_table("csv", str(table_csv), config)
@@ -139,6 +146,7 @@ def test_stratified_split_is_deterministic_and_keeps_class_shares(table_csv: Pat
         assert abs(y.mean() - overall) < 0.05
 
 
+@pytest.mark.backend_neutral
 def test_missing_numbers_are_filled_with_the_training_median(tmp_path: Path):
     frame = transactions(100)
     frame.loc[::5, "amount"] = np.nan
@@ -153,6 +161,7 @@ def test_missing_numbers_are_filled_with_the_training_median(tmp_path: Path):
     assert splits.medians["amount"] in held_out  # held-out rows are filled from train's median
 
 
+@pytest.mark.backend_neutral
 def test_positive_class_becomes_class_one(tmp_path: Path):
     frame = transactions(60).assign(status=lambda f: f["fraud"].map({0: "good", 1: "bad"}))
     path = write_csv(tmp_path, frame.drop(columns="fraud"))
@@ -168,6 +177,7 @@ def test_positive_class_becomes_class_one(tmp_path: Path):
         split_table(load_table("csv", str(path), wrong), wrong, 0, classes=True)
 
 
+@pytest.mark.backend_neutral
 def test_cross_validation_folds_partition_the_rows(table_csv: Path):
     config = DataConfig(label="fraud")
     table = load_table("csv", str(table_csv), config)
@@ -180,6 +190,7 @@ def test_cross_validation_folds_partition_the_rows(table_csv: Path):
 # === Binary decisions ===
 
 
+@pytest.mark.backend_neutral
 def test_threshold_objectives():
     y = np.array([0, 0, 0, 0, 1, 0, 1, 1, 1, 1])
     p = np.linspace(0.05, 0.95, 10)
@@ -196,6 +207,7 @@ def test_threshold_objectives():
     assert impossible["met"] is False
 
 
+@pytest.mark.backend_neutral
 def test_binary_scores_at_a_threshold():
     y = np.array([0, 0, 1, 1])
     scores = binary_scores(y, np.array([0.1, 0.6, 0.4, 0.9]), threshold=0.5)
@@ -205,6 +217,7 @@ def test_binary_scores_at_a_threshold():
     assert scores["ks"] == pytest.approx(0.5)
 
 
+@pytest.mark.backend_neutral
 def test_calibration_table_and_error():
     from dltoolkit.tasks.binary import calibration
 
@@ -423,6 +436,7 @@ def test_regression_model_answers_in_the_target_units(workdir: Path):
     assert 100 < float(prediction[0, 0]) < 200
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
@@ -441,6 +455,7 @@ def test_tabular_bad_input_is_one_line(workdir: Path, arguments, expected):
     assert not (workdir / "runs").exists()
 
 
+@pytest.mark.backend_neutral
 def test_shipped_card_fraud_sample_keeps_time_order_and_every_fraud():
     table = load_table("builtin", "creditcard-fraud-sample", DataConfig())
     assert (table.label, table.time_column) == ("Class", "Time")
@@ -529,6 +544,7 @@ def test_anomaly_predict_and_evaluate(anomaly_run: Path, tmp_path: Path):
     assert json.loads(result.output)["test"]["pr_auc"] == pytest.approx(written["pr_auc"], abs=1e-6)
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [
@@ -545,6 +561,7 @@ def test_anomaly_bad_config_is_one_line(workdir: Path, arguments, expected):
 # === Oversampling ===
 
 
+@pytest.mark.backend_neutral
 def test_oversampling_grows_the_training_split_only():
     from dltoolkit.config import RunConfig, TrainConfig
     from dltoolkit.data.sources import ArraySplits
@@ -564,6 +581,7 @@ def test_oversampling_grows_the_training_split_only():
     np.testing.assert_array_equal(again.x_train, result.x_train)  # seeded
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize(
     ("arguments", "expected"),
     [

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dltoolkit.config import load_config
-from dltoolkit.training import learning_rate, make_optimizer
+from dltoolkit.optimizers import learning_rate, make_optimizer
 
 NO_PLATEAU = "train.reduce_lr_on_plateau.patience=null"
 

@@ -20,8 +20,8 @@ from conftest import invoke, one_line_error
 
 from dltoolkit.config import load_config
 from dltoolkit.errors import ConfigError
-from dltoolkit.search_space import SearchSpace, load_space, parse_parameter, tuning_dir
-from dltoolkit.tuning import check_space
+from dltoolkit.tuning.hypermodel import check_space
+from dltoolkit.tuning.space import SearchSpace, load_space, parse_parameter, tuning_dir
 
 # A fast search: a few epochs of the diabetes regression.
 QUICK = ("--set", "train.epochs=3", "--set", "train.early_stopping.patience=null")
@@ -46,6 +46,7 @@ SPACE = {
 # === Spaces ===
 
 
+@pytest.mark.backend_neutral
 def test_every_recipe_has_a_space_that_fits_it():
     from dltoolkit.config import recipe_names
     from dltoolkit.training import resolve
@@ -55,6 +56,7 @@ def test_every_recipe_has_a_space_that_fits_it():
         check_space(resolve(load_config(name)), space)
 
 
+@pytest.mark.backend_neutral
 def test_lists_follow_their_length_and_ranges_reach_kerastuner(tmp_path: Path):
     space = load_space(write_space(tmp_path, SPACE))
     hp = keras_tuner.HyperParameters()
@@ -72,6 +74,7 @@ def test_lists_follow_their_length_and_ranges_reach_kerastuner(tmp_path: Path):
     assert space.sample(hp)["model.hidden_units"] == [40, 5]
 
 
+@pytest.mark.backend_neutral
 def test_choices_of_lists_and_conditions(tmp_path: Path):
     space = load_space(
         write_space(
@@ -93,6 +96,7 @@ def test_choices_of_lists_and_conditions(tmp_path: Path):
     assert space.sample(hp)["model.recurrent_dropout"] == 0.0
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize(
     ("path", "spec", "expected"),
     [
@@ -118,6 +122,7 @@ def test_bad_parameters_are_one_line_errors(path: str, spec: dict, expected: str
     assert expected in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.backend_neutral
 def test_names_the_builder_does_not_have_are_refused_with_a_suggestion(tmp_path: Path):
     from dltoolkit.training import resolve
 
@@ -131,6 +136,7 @@ def test_names_the_builder_does_not_have_are_refused_with_a_suggestion(tmp_path:
         check_space(resolve(load_config("mlp-regression")), space)
 
 
+@pytest.mark.backend_neutral
 def test_bad_searches_fail_in_one_line_before_any_trial(workdir: Path):
     space = write_space(workdir, {"model.dropout": {"float": [0.4, 0.1]}})
     message = one_line_error(invoke("tune", "mlp-regression", "--space", str(space)))
@@ -156,7 +162,16 @@ def results_of(folder: Path, recipe: str = "mlp-regression") -> pd.DataFrame:
     return pd.read_csv(folder / "searches" / recipe / "results.csv")
 
 
-@pytest.mark.parametrize("tuner", ["random", "bayesian", "hyperband"])
+# Random search builds and fits trials on every backend; the other tuners differ only in
+# KerasTuner's own oracle, which is the same whatever the backend.
+@pytest.mark.parametrize(
+    "tuner",
+    [
+        "random",
+        pytest.param("bayesian", marks=pytest.mark.backend_neutral),
+        pytest.param("hyperband", marks=pytest.mark.backend_neutral),
+    ],
+)
 def test_each_tuner_runs_a_small_search_and_ranks_it(workdir: Path, tuner: str):
     space = write_space(workdir, SPACE)
     result = invoke(
@@ -182,6 +197,7 @@ def test_each_tuner_runs_a_small_search_and_ranks_it(workdir: Path, tuner: str):
     assert invoke("report", str(folder)).exit_code == 0 and (folder / "report.html").is_file()
 
 
+@pytest.mark.backend_neutral  # search orchestration; a trial's fit is tested per backend
 def test_best_values_round_trip_into_a_recipe_run(workdir: Path):
     space = write_space(workdir, SPACE)
     result = invoke(
@@ -207,8 +223,9 @@ def test_best_values_round_trip_into_a_recipe_run(workdir: Path):
     assert json.loads((run_dir / "metrics.json").read_text())["test"]["rmse"] > 0
 
 
+@pytest.mark.backend_neutral  # search orchestration; a trial's fit is tested per backend
 def test_a_cross_validated_objective_ranks_trials_by_their_fold_mean(workdir: Path):
-    from dltoolkit.training import cross_validate, resolve
+    from dltoolkit.runner import configure, evaluate_folds
 
     settings = ("--set", "data.folds=2", "--set", "train.epochs=2",
                 "--set", "train.early_stopping.patience=null")  # fmt: skip
@@ -224,8 +241,8 @@ def test_a_cross_validated_objective_ranks_trials_by_their_fold_mean(workdir: Pa
     assert table["best_epoch"].isna().all()  # one per fold, so none
     best_file = workdir / "searches" / "phishing-detection" / "best.yaml"
     overrides = [item for item in settings if item != "--set"]
-    config = resolve(load_config("phishing-detection", overrides, [best_file]))
-    again = cross_validate(config, echo=lambda line: None)["mean"]["deep model"]["roc_auc"]
+    _, task = configure(load_config("phishing-detection", overrides, [best_file]))
+    again = evaluate_folds(task, 2, echo=lambda line: None)["mean"]["deep model"]["roc_auc"]
     assert again == pytest.approx(table.loc[0, "cv_roc_auc"], abs=1e-6)
     # --retrain-best trains as the recipe does (no refit: a fold mean has no best epoch).
     (run_dir,) = (workdir / "runs" / "phishing-detection").iterdir()
@@ -246,6 +263,7 @@ def test_a_cross_validated_objective_ranks_trials_by_their_fold_mean(workdir: Pa
     assert not (workdir / "other").exists()
 
 
+@pytest.mark.backend_neutral  # search orchestration; a trial's fit is tested per backend
 def test_a_killed_search_resumes_without_repeating_trials(tmp_path: Path):
     space = write_space(tmp_path, SPACE)
     command = [
@@ -273,6 +291,7 @@ def test_a_killed_search_resumes_without_repeating_trials(tmp_path: Path):
     assert "Reloading Tuner" in second.stdout
 
 
+@pytest.mark.backend_neutral  # search orchestration; a trial's fit is tested per backend
 def test_a_search_can_run_a_few_trials_per_process(workdir: Path):
     space = write_space(workdir, SPACE)
     result = invoke(
@@ -296,6 +315,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.backend_neutral  # search orchestration; a trial's fit is tested per backend
 def test_a_chief_and_two_workers_share_one_search(tmp_path: Path):
     space = write_space(tmp_path, SPACE)
     address = f"127.0.0.1:{free_port()}"
@@ -343,6 +363,7 @@ def test_series_and_segmentation_recipes_can_be_searched(workdir: Path):
     assert -1 <= table.loc[0, "val_silhouette"] <= 1
 
 
+@pytest.mark.backend_neutral  # search orchestration; a trial's fit is tested per backend
 def test_a_changed_space_is_not_resumed_silently(workdir: Path):
     space = write_space(workdir, SPACE)
     assert invoke("tune", "mlp-regression", "--space", str(space), "--tuner", "random",
@@ -357,6 +378,7 @@ def test_a_changed_space_is_not_resumed_silently(workdir: Path):
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.backend_neutral
 def test_search_space_object_has_a_stable_fingerprint(tmp_path: Path):
     first = load_space(write_space(tmp_path, SPACE))
     assert isinstance(first, SearchSpace)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dltoolkit.config import DataConfig
-from dltoolkit.data.sources import LabelledArrays
+from dltoolkit.data.arrays import LabelledArrays
 from dltoolkit.errors import DataError, did_you_mean
 
 
@@ -26,7 +26,7 @@ BUILTIN = {"digits": _digits}
 def load(name: str, config: DataConfig) -> LabelledArrays:
     """Load builtin dataset ``name``."""
     if name not in BUILTIN:
-        from dltoolkit.data.tabular import BUILTIN_TABLES
+        from dltoolkit.data.builtin_tables import BUILTIN_TABLES
 
         known = [*BUILTIN, *BUILTIN_TABLES]
         raise DataError(

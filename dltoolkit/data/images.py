@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from dltoolkit.config import DataConfig
-from dltoolkit.data.sources import LabelledArrays
+from dltoolkit.data.arrays import LabelledArrays
 from dltoolkit.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")

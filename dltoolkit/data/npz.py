@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from dltoolkit.config import DataConfig
-from dltoolkit.data.sources import LabelledArrays, labels_to_indices
+from dltoolkit.data.arrays import LabelledArrays, labels_to_indices
 from dltoolkit.errors import DataError
 
 

@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from dltoolkit.config import DataConfig
+from dltoolkit.data.builtin_tables import _package_file
 from dltoolkit.data.sources import ArraySplits, parse_source
-from dltoolkit.data.tabular import _numeric_column, _package_file, _require_columns, read_frame
+from dltoolkit.data.tabular import _numeric_column, _require_columns, read_frame
 from dltoolkit.errors import DataError
 from dltoolkit.layers.series import parse_feature, required_roles, warmup_days
 

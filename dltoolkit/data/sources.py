@@ -3,63 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from dltoolkit.config import DataConfig
+from dltoolkit.data import builtin, images, npz, tfds_source
+from dltoolkit.data.arrays import ArraySplits, LabelledArrays
+from dltoolkit.data.tabular import BUILTIN_TABLES, TABLE_KINDS
 from dltoolkit.errors import DataError, did_you_mean
-
-
-@dataclass
-class LabelledArrays:
-    """Examples ``x`` with integer labels ``y`` indexing ``class_names``."""
-
-    x: np.ndarray
-    y: np.ndarray
-    class_names: list[str]
-    file_paths: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ArraySplits:
-    """A train/validation/test split of labelled arrays."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: list[str]
-    source: str
-    # Tables: the raw split (TableSplits) and the FeatureSpace that encoded it.
-    table: Any = None
-    feature_space: Any = None
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Shape of one example."""
-        return tuple(self.x_train.shape[1:])
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes."""
-        return len(self.class_names)
-
-    def sizes(self) -> dict[str, int]:
-        """Number of examples per split."""
-        return {"train": len(self.y_train), "validation": len(self.y_val), "test": len(self.y_test)}
-
 
 Loader = Callable[[str, DataConfig], LabelledArrays]
 
 
 def _loaders() -> dict[str, Loader]:
     # Imported here so that each source's dependencies load only when it is used.
-    from dltoolkit.data import builtin, images, npz, tfds_source
-
     return {
         "builtin": builtin.load,
         "images": images.load,
@@ -90,8 +47,6 @@ def parse_source(source: str) -> tuple[str, str]:
 
 def is_table(source: str) -> bool:
     """Whether ``source`` is tabular: csv, parquet or a builtin table."""
-    from dltoolkit.data.tabular import BUILTIN_TABLES, TABLE_KINDS
-
     kind, location = parse_source(source)
     return kind in TABLE_KINDS or (kind == "builtin" and location in BUILTIN_TABLES)
 
@@ -189,21 +144,3 @@ def load_dataset(config: DataConfig, seed: int) -> ArraySplits:
     """Load ``config.source`` and split it deterministically from ``seed``."""
     data = load_labelled(config)
     return split_stratified(data, config.validation_split, config.test_split, seed, config.source)
-
-
-def labels_to_indices(labels: np.ndarray, source: str) -> tuple[np.ndarray, list[str]]:
-    """Map arbitrary labels (ints or strings) to 0..K-1 and the sorted class names."""
-    if labels.ndim != 1:
-        raise DataError(
-            f"data source {source!r}: labels have shape {labels.shape}, expected one "
-            "label per example (a 1-D array)."
-        )
-    if labels.dtype.kind == "f":
-        if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
-            raise DataError(
-                f"data source {source!r}: labels are non-integer floats; classification "
-                "expects integer or string class labels (task: regression predicts a number)."
-            )
-        labels = labels.astype(np.int64)
-    classes, indices = np.unique(labels, return_inverse=True)
-    return indices.astype(np.int64), [str(name) for name in classes]

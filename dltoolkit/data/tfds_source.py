@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from dltoolkit.config import DataConfig
-from dltoolkit.data.sources import LabelledArrays, labels_to_indices
+from dltoolkit.data.arrays import LabelledArrays, labels_to_indices
 from dltoolkit.errors import DataError
 
 

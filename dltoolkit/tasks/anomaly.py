@@ -10,13 +10,19 @@ an isolation forest and the reconstruction error of a PCA (a linear autoencoder)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
-from dltoolkit.config import ThresholdConfig
-from dltoolkit.errors import DataError
-from dltoolkit.tasks.base import fit_baseline, flat
+from dltoolkit.config import RunConfig
+from dltoolkit.data import ArraySplits
+from dltoolkit.errors import ConfigError, DataError
+from dltoolkit.layers import ReconstructionError
+from dltoolkit.report.figures import latent_picture
+from dltoolkit.tasks.base import Evaluation, fit_baseline, flat
 from dltoolkit.tasks.binary import Thresholded, choose_threshold, positive, ranking_scores
 
 
@@ -25,22 +31,29 @@ class AnomalyTask(Thresholded):
 
     name = "anomaly"
     default_loss = "mse"
-    headline = "pr_auc"
     summary = ("pr_auc", "roc_auc")
-    classes = True
+    headline_score = "pr_auc"
+    needs_table = True
+    score_name = "anomaly_score"
 
-    def head(self, num_classes: int) -> dict[str, Any]:
+    @classmethod
+    def check_config(cls, config: RunConfig) -> None:
+        """The shared rules, and an autoencoder to reconstruct the rows."""
+        super().check_config(config)
+        if config.model.get("builder") != "autoencoder":
+            raise ConfigError(
+                f"task anomaly needs model.builder 'autoencoder', received "
+                f"{config.model.get('builder')!r}. Set model.builder=autoencoder."
+            )
+
+    def head(self, data: ArraySplits) -> dict[str, Any]:
         """No output head (the autoencoder reconstructs its input); labels must be 0/1."""
-        if num_classes != 2:
+        if data.num_classes != 2:
             raise DataError(
                 f"task anomaly needs a label with 2 classes (normal, anomaly), the data has "
-                f"{num_classes}; set data.positive_class to the anomaly class."
+                f"{data.num_classes}; set data.positive_class to the anomaly class."
             )
         return {}
-
-    def metrics(self) -> list[Any]:
-        """None beyond the reconstruction loss."""
-        return []
 
     def fit_arrays(self, data: Any) -> tuple[np.ndarray, ...]:
         """Normal training and validation rows, each its own target."""
@@ -54,10 +67,6 @@ class AnomalyTask(Thresholded):
 
     def trained(self, model: Any, data: Any) -> Any:
         """The autoencoder followed by its reconstruction error: an anomaly scorer."""
-        import keras
-
-        from dltoolkit.layers import ReconstructionError
-
         score = ReconstructionError(name="anomaly_score")([model.inputs[0], model.outputs[0]])
         return keras.Model(model.inputs, score, name=model.name)
 
@@ -67,9 +76,7 @@ class AnomalyTask(Thresholded):
         """Ranking scores of the anomaly scores and the decisions at the threshold."""
         return ranking_scores(y_true, positive(outputs), decision["threshold"])
 
-    def baselines(
-        self, splits: Any, threshold: ThresholdConfig, class_weight: str | None
-    ) -> list[dict[str, Any]]:
+    def baselines(self, splits: ArraySplits) -> list[dict[str, Any]]:
         """Isolation forest and PCA reconstruction error, fitted on normal training rows."""
         from sklearn.decomposition import PCA
         from sklearn.ensemble import IsolationForest
@@ -90,7 +97,9 @@ class AnomalyTask(Thresholded):
         results = []
         for name, (estimator, score) in candidates.items():
             fitted, seconds = fit_baseline(estimator, normal, None)
-            chosen = choose_threshold(splits.y_val, score(fitted, flat(splits.x_val)), threshold)
+            chosen = choose_threshold(
+                splits.y_val, score(fitted, flat(splits.x_val)), self.config.train.threshold
+            )
             test = ranking_scores(
                 splits.y_test, score(fitted, flat(splits.x_test)), chosen["threshold"]
             )
@@ -99,3 +108,23 @@ class AnomalyTask(Thresholded):
                 {"name": name, "test": test, "parameters": parameters, "train_seconds": seconds}
             )
         return results
+
+    def explain(
+        self,
+        evaluation: Evaluation,
+        data: ArraySplits,
+        run_dir: Path,
+        echo: Callable[[str], None],
+    ) -> dict[str, Any]:
+        """Permutation importance, and the autoencoder's latent space of test rows by class."""
+        found = super().explain(evaluation, data, run_dir, echo)
+        rows = np.random.default_rng(self.config.seed).permutation(len(data.x_test))[:5000]
+        latent_picture(
+            evaluation.model.get_layer("encoder"),
+            data.x_test[rows],
+            np.asarray(data.y_test)[rows],
+            data.class_names or ["normal", "anomaly"],
+            "Autoencoder latent space of test rows, by class",
+            run_dir,
+        )
+        return found

@@ -1,62 +1,327 @@
-"""What every task provides, and the classical baselines' shared fitting and timing."""
+"""The Task: everything about a run that depends on its kind of problem.
+
+One Task object is built per run from its configuration (:func:`dltoolkit.tasks.get_task`),
+and the one run loop (:mod:`dltoolkit.runner`) drives any task through the methods below
+without asking which task it is: the task checks its settings, prepares its data (and its
+cross-validation or walk-forward folds), builds, compiles and fits its network, evaluates
+it, fits and scores its classical baselines, writes its artefacts and says what its
+report, its SavedModel and ``dltk predict`` give. The methods that serve a finished run
+(``serving_outputs``, ``prediction_rows``, ``report_figures``) are class methods: they
+read what the run wrote (its metrics.json), not its configuration.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Any, Protocol
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
 
+import keras
 import numpy as np
 
-from dltoolkit.config import ThresholdConfig
+from dltoolkit import distribute, training
+from dltoolkit.config import RunConfig
+from dltoolkit.errors import ConfigError
+from dltoolkit.report.figures import Figure
+from dltoolkit.runs import higher_is_better
+from dltoolkit.training import Fitted
 
 
-class Task(Protocol):
-    """Everything a run needs to know that is specific to its kind of problem."""
+@dataclasses.dataclass
+class Evaluation:
+    """A trained network judged on the test split.
 
-    name: str
-    default_loss: str
-    headline: str  # the test score cross-validation and comparisons quote
-    summary: tuple[str, ...]  # the test scores a run's summary line prints
-    classes: bool  # labels are classes (indices into class names)
+    ``model`` is what the run saves and exports; ``decision`` what was chosen on the
+    validation split (a threshold), or None for a task that decides nothing; ``sections``
+    further entries of metrics.json (a segmentation's fitted-row scores, say).
+    """
 
-    def head(self, num_classes: int) -> dict[str, Any]:
+    model: keras.Model
+    test: dict[str, Any]
+    outputs: np.ndarray
+    decision: dict[str, Any] | None = None
+    sections: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class Task:
+    """What a run needs to know that is specific to its kind of problem.
+
+    Subclasses set the class attributes and implement ``load_data``, ``scores_of`` (via
+    ``score``), ``baselines``, ``describe``, ``data_facts``, ``serving_outputs`` and
+    ``prediction_rows``; the other methods have the defaults most tasks share.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[tuple[str, ...]]  # the test scores a run's summary line prints
+    headline_score: ClassVar[str]  # the score a run is judged by (see ``headline``)
+    default_loss: ClassVar[Any] = "mse"
+    classes: ClassVar[bool] = False  # labels are classes (indices into class names)
+    # metrics.json's entry for the scores over folds, and how a fold is named in the log.
+    folds_entry: ClassVar[str] = "cross_validation"
+    # The trained network can be refitted on training + validation rows for a fixed number
+    # of epochs (after a search): false for tasks with their own training loop.
+    refits_on_validation: ClassVar[bool] = True
+    # The tuner objective when a search space names none (else the early-stopping monitor).
+    default_objective: ClassVar[str | None] = None
+    # Trials can be ranked by a K-fold cross-validated score (``cv_<score>`` objectives).
+    cross_validates: ClassVar[bool] = False
+
+    def __init__(self, config: RunConfig):
+        self.check_config(config)
+        self.config = config
+
+    # === Configuration ===
+
+    @classmethod
+    def check_config(cls, config: RunConfig) -> None:
+        """Raise ConfigError for settings this task does not accept."""
+
+    # === The score a run is judged by ===
+
+    @property
+    def headline(self) -> str:
+        """The test score cross-validation, comparisons and ``dltk runs`` quote."""
+        return self.headline_score
+
+    @classmethod
+    def headline_for(cls, written: dict[str, Any]) -> str:
+        """The headline score of a run this task wrote (``written``: its metrics.json),
+        for runs whose metrics.json predates its ``headline`` entry."""
+        return cls.headline_score
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether a larger headline score is better."""
+        return higher_is_better(self.headline)
+
+    # === Data ===
+
+    def load_data(self, saved_features: Path | None = None) -> Any:
+        """The configured data's splits (encoded with the FeatureSpace saved in
+        ``saved_features``, a run directory, when re-evaluating a run)."""
+        raise NotImplementedError
+
+    def training_splits(self, data: Any) -> Any:
+        """The splits as the network trains on them (resampled, where configured)."""
+        return data
+
+    def prepare_data(self) -> Any:
+        """The splits a run trains and evaluates on."""
+        return self.training_splits(self.load_data())
+
+    def fold_data(self, index: int, count: int) -> Any:
+        """The splits of fold ``index`` of ``count`` (``data.folds``)."""
+        raise ConfigError(f"task {self.name} has no folds; set data.folds=null.")
+
+    def fold_facts(self, data: Any) -> dict[str, Any]:
+        """What locates a fold (a walk-forward block's dates), for metrics.json."""
+        return {}
+
+    def fold_label(self, index: int, count: int, data: Any) -> str:
+        """How the log names fold ``index``."""
+        return f"fold {index + 1}/{count}"
+
+    def describe(self, data: Any) -> str:
+        """One log line about the data a run trains on."""
+        raise NotImplementedError
+
+    def data_facts(self, data: Any) -> dict[str, Any]:
+        """metrics.json's ``data`` entry."""
+        raise NotImplementedError
+
+    def save_inputs(self, run_dir: Path, data: Any) -> None:
+        """Save what encodes the raw inputs beside the model (a table's FeatureSpace)."""
+
+    # === The network ===
+
+    def head(self, data: Any) -> dict[str, Any]:
         """Builder arguments for the output layer."""
+        return {}
 
     def metrics(self) -> list[Any]:
-        """Keras metrics compiled into the model."""
+        """Keras metrics compiled into the model beside the configured ones."""
+        return []
 
-    def fit_arrays(self, data: Any) -> tuple[np.ndarray, ...]:
+    def loss(self) -> Any:
+        """The loss the network trains on unless ``train.loss`` names one."""
+        return self.default_loss
+
+    def build(self, data: Any) -> keras.Model:
+        """The configured builder's network for ``data`` (not compiled)."""
+        raise NotImplementedError
+
+    def new_model(self, data: Any) -> keras.Model:
+        """The network built and compiled in the active strategy's scope."""
+        with distribute.current().scope():
+            model = self.build(data)
+            steps = training.steps_per_epoch(self.config, len(data.x_train))
+            training.compile_model(model, self.config, self.loss(), self.metrics(), steps)
+        return model
+
+    def fit_arrays(self, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(x_train, y_train, x_val, y_val)`` that ``model.fit`` trains and validates on."""
-
-    def trained(self, model: Any, data: Any) -> Any:
-        """The model a run evaluates, saves and exports, made from the fitted one."""
-
-    def decision(
-        self, y_val: np.ndarray, outputs: np.ndarray, threshold: ThresholdConfig
-    ) -> dict[str, Any]:
-        """Settings chosen on the validation split (a binary decision threshold), or {}."""
-
-    def scores(
-        self, y_true: np.ndarray, outputs: np.ndarray, decision: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Test scores from true labels and the model's outputs."""
-
-    def baselines(
-        self, splits: Any, threshold: ThresholdConfig, class_weight: str | None
-    ) -> list[dict[str, Any]]:
-        """Classical models fitted on the same training split, scored the same way."""
-
-
-class Supervised:
-    """Tasks whose network fits the labels as they are and is used as fitted."""
-
-    def fit_arrays(self, data: Any) -> tuple[np.ndarray, ...]:
-        """The training and validation splits unchanged."""
         return data.x_train, data.y_train, data.x_val, data.y_val
 
-    def trained(self, model: Any, data: Any) -> Any:
-        """The fitted model itself."""
+    def class_weights(self, data: Any) -> dict[int, float] | None:
+        """Per-class loss weights, where configured."""
+        return None
+
+    def trained(self, model: keras.Model, data: Any) -> keras.Model:
+        """The model a run evaluates, saves and exports, made from the fitted one."""
         return model
+
+    def fit(
+        self,
+        model: keras.Model,
+        data: Any,
+        run_dir: Path | None,
+        verbose: int,
+        echo: Callable[[str], None] = print,
+    ) -> Fitted:
+        """Fit with Keras (``model.fit``, or the strategy's own loop) and the standard
+        callbacks (history, early stopping, checkpoints into ``run_dir``, backups)."""
+        fitted = training.fit(
+            model,
+            self.config,
+            self.fit_arrays(data),
+            training.callbacks(self.config, run_dir),
+            verbose,
+            echo,
+            self.class_weights(data),
+        )
+        fitted.model = self.trained(fitted.model, data)
+        return fitted
+
+    def search_fit(
+        self, model: keras.Model, data: Any, epochs: int, callbacks: list, **kwargs: Any
+    ) -> Any:
+        """One search trial's ``model.fit`` (KerasTuner reads its history)."""
+        x_train, y_train, x_val, y_val = self.fit_arrays(data)
+        return model.fit(
+            x_train,
+            y_train,
+            validation_data=(x_val, y_val),
+            epochs=epochs,
+            batch_size=self.config.train.batch_size,
+            callbacks=[*callbacks, *training.callbacks(self.config, None)],
+            class_weight=self.class_weights(data),
+            verbose=0,
+            **kwargs,
+        )
+
+    def trial_scores(self, data: Any, epochs: int) -> dict[str, float] | None:
+        """A search trial scored by the task's own loop, or None for KerasTuner's
+        standard trial (``build`` then ``search_fit``)."""
+        return None
+
+    # === Evaluation ===
+
+    def decision(self, data: Any, model: keras.Model) -> dict[str, Any] | None:
+        """What is chosen on the validation split (a decision threshold), or None."""
+        return None
+
+    def score(self, data: Any, outputs: np.ndarray, decision: dict[str, Any] | None) -> dict:
+        """Test scores of the model's test ``outputs``."""
+        raise NotImplementedError
+
+    def evaluate(self, fitted: Fitted, data: Any) -> Evaluation:
+        """The decision chosen on validation, the test scores under it, the test outputs."""
+        decision = self.decision(data, fitted.model)
+        outputs = self.outputs(fitted.model, data.x_test)
+        return Evaluation(fitted.model, self.score(data, outputs, decision), outputs, decision)
+
+    def outputs(self, model: keras.Model, x: np.ndarray) -> np.ndarray:
+        """The model's outputs for ``x`` as a float64 array."""
+        return training.predict_outputs(model, x, self.config.train.batch_size)
+
+    def baselines(self, data: Any) -> list[dict[str, Any]]:
+        """Classical models fitted on the same training split and scored the same way:
+        ``{"name", "test", "parameters", "train_seconds"}`` each, and ``"predictions"``
+        (test outputs, for the artefacts; never written into metrics.json) where kept."""
+        raise NotImplementedError
+
+    def compare(
+        self, data: Any, evaluation: Evaluation, baselines: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """A test of the network against its reference baseline (metrics.json's
+        ``comparison``, with a ``verdict`` sentence), or None: the report then compares
+        the headline scores."""
+        return None
+
+    # === What a run leaves ===
+
+    def artefacts(
+        self,
+        run_dir: Path,
+        data: Any,
+        fitted: Fitted,
+        evaluation: Evaluation,
+        baselines: list[dict[str, Any]],
+        echo: Callable[[str], None],
+    ) -> dict[str, Any]:
+        """Write the task's files and pictures into ``run_dir``; return further entries
+        of metrics.json."""
+        return {}
+
+    def summary_line(self, metrics: dict[str, Any]) -> str:
+        """The line the run prints at the end: test scores beside the baselines', cost."""
+        return summary_line(metrics, self.summary)
+
+    @classmethod
+    def report_figures(cls, metrics: dict[str, Any], run_dir: Path) -> list[Figure]:
+        """The report's pictures drawn from the run's saved test outputs."""
+        return []
+
+    # === Serving ===
+
+    @classmethod
+    def serving_outputs(cls, model: Any, head: dict[str, Any]) -> Callable:
+        """``(model output, prepared input) -> {name: tensor}``: the SavedModel's named
+        outputs. ``head`` holds what the run wrote: ``class_names``, ``decision``,
+        ``series``."""
+        raise NotImplementedError
+
+    @classmethod
+    def prediction_rows(
+        cls, outputs: np.ndarray, identifiers: list[str], written: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """``dltk predict``'s rows: one per input (``written`` is the run's metrics.json)."""
+        raise NotImplementedError
+
+    @classmethod
+    def predict_whole_source(
+        cls, model: Any, run_dir: Path, source: str, batch_size: int, written: dict[str, Any]
+    ) -> list[dict[str, Any]] | None:
+        """Rows predicted from a whole source at once, for tasks whose inputs need their
+        neighbours (a series' windows); None: inputs are read a chunk at a time."""
+        return None
+
+
+# === Shared by the tasks ===
+
+
+def summary_line(metrics: dict[str, Any], names: tuple[str, ...]) -> str:
+    """Test scores ``names`` of the network and the baselines, and what the network cost."""
+
+    def score(scores: dict[str, Any]) -> str:
+        return " ".join(f"{scores[name]:.4f}" for name in names)
+
+    baselines = ", ".join(f"{b['name']} {score(b['test'])}" for b in metrics["baselines"])
+    cost = metrics["cost"]
+    return (
+        f"test {'/'.join(names)} {score(metrics['test'])} | baselines: {baselines} | "
+        f"{metrics['parameters']['total']:,} parameters, "
+        f"{cost['flops_per_example']:,} FLOPs/example, {metrics['epochs_run']} "
+        f"epochs in {metrics['train_seconds']:.1f} s ({metrics['samples_per_second']:.0f} "
+        f"samples/s), peak memory {cost['peak_memory_mib']:.0f} MiB"
+    )
+
+
+def number(value: Any) -> str:
+    """A score for a log line (``n/a`` where a score is undefined)."""
+    return "n/a" if value is None else f"{value:.5g}"
 
 
 def flat(x: np.ndarray) -> np.ndarray:
@@ -64,7 +329,7 @@ def flat(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
-def fit_baseline(estimator: Any, x_train: np.ndarray, y_train: np.ndarray) -> tuple:
+def fit_baseline(estimator: Any, x_train: np.ndarray, y_train: np.ndarray | None) -> tuple:
     """Fit a scikit-learn estimator on the flattened inputs; return it and the seconds taken."""
     start = time.perf_counter()
     estimator.fit(flat(x_train), y_train)

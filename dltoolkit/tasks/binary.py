@@ -9,13 +9,19 @@ Baselines: logistic regression and histogram gradient boosting, thresholded the 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
 from dltoolkit.config import ThresholdConfig
+from dltoolkit.data import ArraySplits
 from dltoolkit.errors import DataError
-from dltoolkit.tasks.base import Supervised, fit_baseline, flat, parameter_count
+from dltoolkit.report.figures import Figure, confusion_matrix_plot, ranking_plots
+from dltoolkit.tasks.base import fit_baseline, flat, parameter_count
+from dltoolkit.tasks.classification import class_names
+from dltoolkit.tasks.supervised import SupervisedTask, rows_with_ids
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, config: ThresholdConfig) -> dict[str, Any]:
@@ -117,32 +123,86 @@ def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, Any]:
     }
 
 
-class Thresholded:
-    """Tasks that flag a row as positive when its one output reaches a threshold."""
+class Thresholded(SupervisedTask):
+    """Tasks that flag a row as positive when its one score reaches a threshold chosen on
+    the validation split (class 1 is the positive class)."""
 
-    def decision(
-        self, y_val: np.ndarray, outputs: np.ndarray, threshold: ThresholdConfig
-    ) -> dict[str, Any]:
+    classes = True
+    score_name: ClassVar[str]  # the score's name in serving outputs and predictions
+
+    def decision(self, data: ArraySplits, model: Any) -> dict[str, Any]:
         """The decision threshold chosen on the validation split."""
-        return choose_threshold(y_val, positive(outputs), threshold)
+        outputs = self.outputs(model, data.x_val)
+        return choose_threshold(data.y_val, positive(outputs), self.config.train.threshold)
+
+    def two_classes(self, data: ArraySplits, hint: str) -> None:
+        """Refuse labels with other than two classes."""
+        if data.num_classes != 2:
+            raise DataError(
+                f"task {self.name} needs a label with exactly 2 classes, the data has "
+                f"{data.num_classes}; {hint}"
+            )
+
+    @classmethod
+    def output_figures(
+        cls, metrics: dict[str, Any], y: np.ndarray, outputs: np.ndarray, run_dir: Path
+    ) -> list[Figure]:
+        """ROC and precision-recall curves, and the confusion matrix at the threshold."""
+        scores = outputs.reshape(len(outputs))
+        threshold = float(metrics.get("decision", {}).get("threshold", 0.5))
+        names = metrics.get("data", {}).get("class_names") or ["0", "1"]
+        note = f" at the threshold {threshold:.3g} chosen on validation"
+        predicted = (scores >= threshold).astype(int)
+        return [
+            *ranking_plots(y, scores, threshold, run_dir),
+            confusion_matrix_plot(y, predicted, names, run_dir, note),
+        ]
+
+    @classmethod
+    def serving_outputs(cls, model: Any, head: dict[str, Any]) -> Callable:
+        """The score, and ``class_id`` and ``class_name`` at the chosen threshold."""
+        import tensorflow as tf
+
+        name_table = tf.constant(class_names(head.get("class_names"), 2))
+        threshold = float(head.get("decision", {}).get("threshold", 0.5))
+        key = cls.score_name
+
+        def thresholded(output, _):
+            score = tf.reshape(output, (-1,))
+            class_id = tf.cast(score >= threshold, tf.int64)
+            return {key: score, "class_id": class_id, "class_name": tf.gather(name_table, class_id)}
+
+        return thresholded
+
+    @classmethod
+    def prediction_rows(
+        cls, outputs: np.ndarray, identifiers: list[str], written: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The score, and the class (id and name) at the run's threshold."""
+        names = written.get("data", {}).get("class_names") or ["0", "1"]
+        threshold = float(written.get("decision", {}).get("threshold", 0.5))
+        key = cls.score_name
+
+        def row(score: float) -> dict[str, Any]:
+            class_id = int(score >= threshold)
+            return {key: float(score), "class_id": class_id, "class_name": names[class_id]}
+
+        return rows_with_ids(identifiers, outputs.reshape(len(outputs)), row)
 
 
-class BinaryTask(Supervised, Thresholded):
+class BinaryTask(Thresholded):
     """Binary classification with a sigmoid output."""
 
     name = "binary"
     default_loss = "binary_crossentropy"
-    headline = "roc_auc"
     summary = ("roc_auc", "pr_auc")
-    classes = True
+    headline_score = "roc_auc"
+    fits_classes = True
+    score_name = "probability"
 
-    def head(self, num_classes: int) -> dict[str, Any]:
+    def head(self, data: ArraySplits) -> dict[str, Any]:
         """One sigmoid unit; refuses labels with other than two classes."""
-        if num_classes != 2:
-            raise DataError(
-                f"task binary needs a label with exactly 2 classes, the data has {num_classes}; "
-                "use task: classification for more."
-            )
+        self.two_classes(data, "use task: classification for more.")
         return {"output_units": 1, "output_activation": "sigmoid"}
 
     def metrics(self) -> list[Any]:
@@ -157,10 +217,9 @@ class BinaryTask(Supervised, Thresholded):
         """Binary scores at the chosen threshold."""
         return binary_scores(y_true, positive(outputs), decision["threshold"])
 
-    def baselines(
-        self, splits: Any, threshold: ThresholdConfig, class_weight: str | None
-    ) -> list[dict[str, Any]]:
+    def baselines(self, splits: ArraySplits) -> list[dict[str, Any]]:
         """Logistic regression and histogram gradient boosting (no early stopping)."""
+        threshold, class_weight = self.config.train.threshold, self.config.train.class_weight
         from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline

@@ -2,36 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dltoolkit.config import ThresholdConfig
-from dltoolkit.tasks.base import Supervised, fit_baseline, flat, parameter_count
+from dltoolkit.data import ArraySplits
+from dltoolkit.interpret import saliency_figure
+from dltoolkit.report.figures import Figure, confusion_matrix_plot
+from dltoolkit.tasks.base import Evaluation, fit_baseline, flat, parameter_count
+from dltoolkit.tasks.supervised import SupervisedTask, rows_with_ids
 
 
-class ClassificationTask(Supervised):
-    """Multi-class classification with a softmax output."""
+class ClassificationTask(SupervisedTask):
+    """Multi-class classification with a softmax output; the most probable class wins."""
 
     name = "classification"
     default_loss = "sparse_categorical_crossentropy"
-    headline = "accuracy"
     summary = ("accuracy",)
+    headline_score = "accuracy"
     classes = True
+    fits_classes = True
 
-    def head(self, num_classes: int) -> dict[str, Any]:
-        """Builder arguments for the output layer."""
-        return {"output_units": num_classes, "output_activation": "softmax"}
+    def head(self, data: ArraySplits) -> dict[str, Any]:
+        """One softmax unit per class."""
+        return {"output_units": data.num_classes, "output_activation": "softmax"}
 
     def metrics(self) -> list[Any]:
-        """Keras metrics compiled into the model."""
+        """Accuracy per epoch."""
         return ["accuracy"]
-
-    def decision(
-        self, y_val: np.ndarray, outputs: np.ndarray, threshold: ThresholdConfig
-    ) -> dict[str, Any]:
-        """The most probable class wins; nothing to choose."""
-        return {}
 
     def scores(
         self, y_true: np.ndarray, outputs: np.ndarray, decision: dict[str, Any] | None = None
@@ -48,16 +48,15 @@ class ClassificationTask(Supervised):
             "log_loss": float(log_loss(y_true, _normalised(probabilities), labels=labels)),
         }
 
-    def baselines(
-        self, splits: Any, threshold: ThresholdConfig, class_weight: str | None
-    ) -> list[dict[str, Any]]:
+    def baselines(self, splits: ArraySplits) -> list[dict[str, Any]]:
         """Standardised multinomial logistic regression on the flattened inputs."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
         estimator = make_pipeline(
-            StandardScaler(), LogisticRegression(max_iter=2000, class_weight=class_weight)
+            StandardScaler(),
+            LogisticRegression(max_iter=2000, class_weight=self.config.train.class_weight),
         )
         fitted, seconds = fit_baseline(estimator, splits.x_train, splits.y_train)
         probabilities = fitted.predict_proba(flat(splits.x_test))
@@ -72,6 +71,81 @@ class ClassificationTask(Supervised):
                 "train_seconds": seconds,
             }
         ]
+
+    def explain(
+        self,
+        evaluation: Evaluation,
+        data: ArraySplits,
+        run_dir: Path,
+        echo: Callable[[str], None],
+    ) -> dict[str, Any]:
+        """Permutation importance for tables; gradient saliency maps of a few test images."""
+        found = super().explain(evaluation, data, run_dir, echo)
+        images = self.config.report.saliency_images
+        if len(data.input_shape) == 3 and images:
+            rows = np.random.default_rng(self.config.seed).choice(
+                len(data.x_test), min(images, len(data.x_test)), replace=False
+            )
+            found["saliency"] = saliency_figure(
+                evaluation.model, data.x_test[rows], data.y_test[rows], data.class_names, run_dir
+            )
+        return found
+
+    @classmethod
+    def output_figures(
+        cls, metrics: dict[str, Any], y: np.ndarray, outputs: np.ndarray, run_dir: Path
+    ) -> list[Figure]:
+        """The test split's confusion matrix."""
+        names = metrics.get("data", {}).get("class_names") or []
+        names = names or [str(i) for i in range(outputs.shape[-1])]
+        return [confusion_matrix_plot(y, outputs.argmax(axis=-1), names, run_dir)]
+
+    @classmethod
+    def serving_outputs(cls, model: Any, head: dict[str, Any]) -> Callable:
+        """``probabilities``, and the most probable ``class_id`` and ``class_name``."""
+        import tensorflow as tf
+
+        units = int(model.outputs[0].shape[-1])
+        name_table = tf.constant(class_names(head.get("class_names"), units))
+
+        def classification(probabilities, _):
+            class_id = tf.argmax(probabilities, axis=-1)
+            return {
+                "probabilities": probabilities,
+                "class_id": class_id,
+                "class_name": tf.gather(name_table, class_id),
+            }
+
+        return classification
+
+    @classmethod
+    def prediction_rows(
+        cls, outputs: np.ndarray, identifiers: list[str], written: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The most probable class (id and name) and every class's probability."""
+        names = written.get("data", {}).get("class_names") or []
+        names = names or [str(index) for index in range(outputs.shape[-1])]
+
+        def row(probabilities: np.ndarray) -> dict[str, Any]:
+            predicted = int(probabilities.argmax())
+            return {
+                "class_id": predicted,
+                "class_name": names[predicted],
+                **{f"probability_{n}": float(p) for n, p in zip(names, probabilities, strict=True)},
+            }
+
+        return rows_with_ids(identifiers, outputs, row)
+
+
+def class_names(names: list[str] | None, count: int) -> list[str]:
+    """The run's class names, checked against the model's ``count`` classes ("0", "1", ...
+    where the run has none)."""
+    from dltoolkit.errors import DltkError
+
+    names = names or [str(index) for index in range(count)]
+    if len(names) != count:
+        raise DltkError(f"{len(names)} class names given for a model with {count} classes.")
+    return names
 
 
 def _normalised(probabilities: np.ndarray) -> np.ndarray:

@@ -1,284 +1,216 @@
-"""Forecasting a price series: the log return to t + horizon, or the realised variance of the
-days t+1 .. t+horizon, with the naive and classical forecasts a quantitative analyst checks
-first scored beside the network on the same test windows.
-
-Returns: RMSE and MAE of returns and of the implied prices, and directional accuracy;
-baselines: the random walk (tomorrow's price is today's: a zero return), the last return
-repeated, and a linear autoregression on the window's daily returns. Variance: MSE and
-QLIKE (``mean(log(forecast) + realised / forecast)``: the Gaussian negative
-log-likelihood, lower is better, robust to the noise of a realised-variance proxy), in
-squared percent; baselines: GARCH(1,1) fitted with ``arch`` on the training span and run
-forward with those parameters, RiskMetrics' EWMA (lambda 0.94) and the last 20 days'
-variance.
-"""
+"""Forecasting a price series: the log return to t + horizon (``data.series.target:
+return``), or the realised variance of the days t+1 .. t+horizon (``volatility``), scored
+beside the random walk, the last return and an autoregression, or GARCH(1,1), EWMA and
+the last 20 days' variance (:mod:`dltoolkit.tasks.forecast_scores`)."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-from keras import ops
 
-from dltoolkit.config import ThresholdConfig
+from dltoolkit.config import RunConfig, fail
+from dltoolkit.data.series import SeriesSplits
+from dltoolkit.models.losses import log_variance_qlike
+from dltoolkit.plots import pyplot, save_figure
+from dltoolkit.tasks.forecast_scores import (
+    diebold_mariano,
+    ewma_variance,
+    qlike_losses,
+    return_baselines,
+    return_scores,
+    variance_baselines,
+    variance_scores,
+)
+from dltoolkit.tasks.series import SeriesTask, target_dates
 
-PERCENT_SQUARED = 1e4  # variances are reported in squared percent (a daily 1% move = 1.0)
-EWMA_DECAY = 0.94
-
-
-@keras.saving.register_keras_serializable(package="dltoolkit")
-def log_variance_qlike(y_true, y_pred):
-    """QLIKE of a log-variance output: ``log_variance + variance_true / exp(log_variance)``.
-
-    Minimised where ``exp(log_variance)`` is the expected realised variance; written on
-    the log scale so the forecast stays positive without a constraint.
-    """
-    y_true = ops.cast(ops.reshape(y_true, (-1,)), "float32")
-    log_variance = ops.cast(ops.reshape(y_pred, (-1,)), "float32")
-    return ops.mean(log_variance + y_true * ops.exp(-log_variance))
-
-
-def return_scores(
-    y: np.ndarray, predicted: np.ndarray, last_log_price: np.ndarray
-) -> dict[str, float | None]:
-    """RMSE/MAE of log returns and of the prices they imply, and directional accuracy
-    (None for a forecast that never takes a direction, such as the random walk)."""
-    predicted = np.asarray(predicted, np.float64).reshape(len(y))
-    price, forecast_price = np.exp(last_log_price + y), np.exp(last_log_price + predicted)
-    directed = predicted != 0
-    return {
-        "rmse_return": float(np.sqrt(np.mean((predicted - y) ** 2))),
-        "mae_return": float(np.mean(np.abs(predicted - y))),
-        "rmse_price": float(np.sqrt(np.mean((forecast_price - price) ** 2))),
-        "mae_price": float(np.mean(np.abs(forecast_price - price))),
-        "directional_accuracy": (
-            float(np.mean(np.sign(predicted[directed]) == np.sign(y[directed])))
-            if directed.any()
-            else None
-        ),
-    }
+__all__ = [
+    "ForecastingTask",
+    "diebold_mariano",
+    "ewma_variance",
+    "return_baselines",
+    "variance_baselines",
+]
 
 
-def qlike_losses(realised: np.ndarray, forecast: np.ndarray) -> np.ndarray:
-    """Each day's QLIKE loss ``log(forecast) + realised / forecast``, in squared percent."""
-    realised = np.asarray(realised, np.float64) * PERCENT_SQUARED
-    forecast = np.asarray(forecast, np.float64).reshape(len(realised)) * PERCENT_SQUARED
-    forecast = np.maximum(forecast, 1e-12)
-    return np.log(forecast) + realised / forecast
-
-
-def variance_scores(realised: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
-    """MSE, MAE and QLIKE of variance forecasts, in squared percent."""
-    error = (np.reshape(forecast, len(realised)) - realised) * PERCENT_SQUARED
-    return {
-        "mse": float(np.mean(error**2)),
-        "mae": float(np.mean(np.abs(error))),
-        "qlike": float(np.mean(qlike_losses(realised, forecast))),
-    }
-
-
-def diebold_mariano(
-    loss: np.ndarray, reference_loss: np.ndarray, horizon: int = 1
-) -> dict[str, float]:
-    """Diebold-Mariano test of equal expected loss of two forecasts of the same days.
-
-    The loss differences' long-run variance is Newey-West with ``horizon - 1`` lags (the
-    overlap of h-step forecasts). A negative statistic means the first forecast's losses
-    are lower; ``p_value`` is two-sided under the normal approximation.
-    """
-    from scipy.stats import norm
-
-    difference = np.asarray(loss, np.float64) - np.asarray(reference_loss, np.float64)
-    count = len(difference)
-    centred = difference - difference.mean()
-    variance = float(centred @ centred) / count
-    for lag in range(1, horizon):
-        variance += 2 * (1 - lag / horizon) * float(centred[lag:] @ centred[:-lag]) / count
-    if variance <= 0:
-        return {"statistic": 0.0, "p_value": 1.0, "mean_loss_difference": 0.0}
-    statistic = float(difference.mean() / np.sqrt(variance / count))
-    return {
-        "statistic": statistic,
-        "p_value": float(2 * norm.sf(abs(statistic))),
-        "mean_loss_difference": float(difference.mean()),
-    }
-
-
-def daily_returns(log_price: np.ndarray) -> np.ndarray:
-    """Daily log returns; element i is the return of day i + 1."""
-    return np.diff(log_price)
-
-
-def _timed(function, *args) -> tuple[Any, float]:
-    start = time.perf_counter()
-    result = function(*args)
-    return result, round(time.perf_counter() - start, 4)
-
-
-def return_baselines(data: Any) -> list[dict[str, Any]]:
-    """Random walk, last return and a linear autoregression on the last ``lookback`` daily
-    returns (fitted on the training windows), scored on the test windows."""
-    from sklearn.linear_model import LinearRegression
-
-    log_price, horizon = data.series.log_price, data.horizon
-    returns = daily_returns(log_price)
-    # The lookback's daily returns, as far back as the first training window allows (a
-    # window without warm-up rows starts on the series' first day, which has no return).
-    lags = min(data.lookback, int(data.ends_train[0]))
-
-    def lagged(ends: np.ndarray) -> np.ndarray:
-        # The window's last ``lags`` daily returns, oldest first (days t-lags+1 .. t).
-        return np.stack([returns[ends - lags + step] for step in range(lags)], axis=1)
-
-    ends = data.ends_test
-    last = log_price[ends]
-    forecasts = {
-        "random_walk": (np.zeros(len(ends)), 0.0, 0),
-        "last_return": (log_price[ends] - log_price[ends - horizon], 0.0, 0),
-    }
-    regression, seconds = _timed(LinearRegression().fit, lagged(data.ends_train), data.y_train)
-    forecasts["autoregression"] = (regression.predict(lagged(ends)), seconds, lags + 1)
-    return [
-        {
-            "name": name,
-            "test": return_scores(data.y_test, predicted, last),
-            "parameters": parameters,
-            "train_seconds": seconds,
-            "predictions": predicted,
-        }
-        for name, (predicted, seconds, parameters) in forecasts.items()
-    ]
-
-
-def garch_variance(data: Any) -> tuple[np.ndarray, float, dict[str, float]]:
-    """GARCH(1,1) forecasts of the mean daily variance over each test window's horizon.
-
-    Fitted (constant mean, normal errors) on the returns of the training span, then run
-    forward over the whole series with those parameters: the forecast at day t uses
-    returns up to t only.
-    """
-    try:
-        from arch import arch_model
-    except ImportError:
-        from dltoolkit.errors import DltkError
-
-        raise DltkError(
-            "the GARCH baseline needs the arch package; install it with: "
-            'pip install "dltoolkit[datasets]"'
-        ) from None
-    returns = daily_returns(data.series.log_price) * 100.0
-    last_training_day = int(data.ends_train[-1]) + data.horizon
-    model = arch_model(returns, mean="Constant", vol="GARCH", p=1, q=1, rescale=False)
-    start = time.perf_counter()
-    fitted = model.fit(last_obs=last_training_day, disp="off")
-    seconds = round(time.perf_counter() - start, 4)
-    # The forecast made after return index j (day j + 1) is the one for the window ending
-    # at day t = j + 1.
-    first = int(data.ends_test[0]) - 1
-    forecast = fitted.forecast(horizon=data.horizon, start=first, reindex=False)
-    variance = forecast.variance.to_numpy()[data.ends_test - 1 - first].mean(axis=1)
-    parameters = {name: float(value) for name, value in fitted.params.items()}
-    return variance / PERCENT_SQUARED, seconds, parameters
-
-
-def ewma_variance(log_price: np.ndarray, ends: np.ndarray, decay: float = EWMA_DECAY):
-    """RiskMetrics' exponentially weighted variance through each day t in ``ends``."""
-    from scipy.signal import lfilter
-
-    squared = daily_returns(log_price) ** 2
-    start = squared[:20].mean()
-    smoothed, _ = lfilter([1 - decay], [1, -decay], squared, zi=[decay * start])
-    return smoothed[ends - 1]
-
-
-def variance_baselines(data: Any) -> list[dict[str, Any]]:
-    """GARCH(1,1), EWMA and the last 20 days' variance, scored on the test windows."""
-    squared = daily_returns(data.series.log_price) ** 2
-    ends = data.ends_test
-    garch, seconds, parameters = garch_variance(data)
-    forecasts = {
-        "garch_1_1": (garch, seconds, len(parameters)),
-        "ewma_0.94": (ewma_variance(data.series.log_price, ends), 0.0, 0),
-        "historical_20d": (
-            np.stack([squared[ends - 1 - lag] for lag in range(20)], axis=1).mean(axis=1),
-            0.0,
-            0,
-        ),
-    }
-    results = []
-    for name, (forecast, train_seconds, count) in forecasts.items():
-        entry = {
-            "name": name,
-            "test": variance_scores(data.y_test, forecast),
-            "parameters": count,
-            "train_seconds": train_seconds,
-            "predictions": forecast,
-        }
-        if name == "garch_1_1":
-            entry["fitted"] = parameters
-        results.append(entry)
-    return results
-
-
-class ForecastingTask:
+class ForecastingTask(SeriesTask):
     """Regression of a series' future: a log return or a realised variance (by
     ``data.series.target``; the arrays carry it as ``data.target``)."""
 
     name = "forecasting"
-    default_loss = "mse"
-    headline = "rmse_return"
     summary = ("rmse_return", "directional_accuracy")
-    classes = False
+    headline_score = "rmse_return"
 
-    def head(self, num_classes: int) -> dict[str, Any]:
+    @classmethod
+    def check_config(cls, config: RunConfig) -> None:
+        """A return or volatility target; a variance trains on QLIKE only."""
+        super().check_config(config)
+        series = config.data.series
+        if series.target == "direction":
+            fail("data.series.target", series.target, "return or volatility for task forecasting")
+        if series.target == "volatility" and config.train.loss is not None:
+            fail(
+                "train.loss",
+                config.train.loss,
+                "null for target volatility (the network outputs a log variance trained on QLIKE)",
+            )
+
+    @property
+    def volatility(self) -> bool:
+        """Whether the target is a realised variance (else a log return)."""
+        return self.config.data.series.target == "volatility"
+
+    @property
+    def headline(self) -> str:
+        """QLIKE for a variance, RMSE of the log return otherwise."""
+        return "qlike" if self.volatility else "rmse_return"
+
+    @classmethod
+    def headline_for(cls, written: dict[str, Any]) -> str:
+        """QLIKE where the run scored variances, RMSE of the log return otherwise."""
+        return "qlike" if "qlike" in written.get("test", {}) else "rmse_return"
+
+    @property
+    def reference(self) -> str:
+        """GARCH(1,1) for a variance, the random walk for a return."""
+        return "garch_1_1" if self.volatility else "random_walk"
+
+    # === The network ===
+
+    def head(self, data: SeriesSplits) -> dict[str, Any]:
         """One linear unit: a standardised return, or a log variance."""
         return {"output_units": 1, "output_activation": None}
 
-    def metrics(self) -> list[Any]:
-        """No per-epoch metric beyond the loss (it is on a standardised scale)."""
-        return []
+    def loss(self) -> Any:
+        """Mean squared error of a standardised return; QLIKE of a log variance."""
+        return log_variance_qlike if self.volatility else "mse"
 
-    def fit_arrays(self, data: Any) -> tuple[np.ndarray, ...]:
+    def fit_arrays(self, data: SeriesSplits) -> tuple[np.ndarray, ...]:
         """Returns standardised by the training mean and spread; variances divided by the
         training mean variance, so a zero output means "an average day"."""
-        scale = _target_scale(data)
+        offset, scale = self.target_scale(data)
         return (
             data.x_train,
-            (data.y_train - scale[0]) / scale[1],
+            (data.y_train - offset) / scale,
             data.x_val,
-            (data.y_val - scale[0]) / scale[1],
+            (data.y_val - offset) / scale,
         )
 
-    def trained(self, model: Any, data: Any) -> Any:
+    def trained(self, model: keras.Model, data: SeriesSplits) -> keras.Model:
         """The model answering in the target's units: a log return, or a variance."""
-        offset, scale = _target_scale(data)
+        offset, scale = self.target_scale(data)
         output = model.outputs[0]
-        if data.target == "volatility":
+        if self.volatility:
             output = keras.layers.Activation("exponential", name="variance_ratio")(output)
         output = keras.layers.Rescaling(scale, offset=offset, name="target_scale")(output)
         return keras.Model(model.inputs, output, name=model.name)
 
-    def decision(
-        self, y_val: np.ndarray, outputs: np.ndarray, threshold: ThresholdConfig
-    ) -> dict[str, Any]:
+    def target_scale(self, data: SeriesSplits) -> tuple[float, float]:
+        """Offset and scale of the target on the training windows."""
+        if self.volatility:
+            return 0.0, float(np.mean(data.y_train)) or 1.0
+        return float(np.mean(data.y_train)), float(np.std(data.y_train)) or 1.0
+
+    # === Evaluation ===
+
+    def decision(self, data: SeriesSplits, model: keras.Model) -> dict[str, Any]:
         """Nothing to decide."""
         return {}
 
-    def scores(self, data: Any, outputs: np.ndarray) -> dict[str, Any]:
+    def score(self, data: SeriesSplits, outputs: np.ndarray, decision: Any) -> dict[str, Any]:
         """Test scores of the trained model's outputs."""
-        if data.target == "volatility":
+        outputs = np.reshape(outputs, -1)
+        if self.volatility:
             return variance_scores(data.y_test, outputs)
         return return_scores(data.y_test, outputs, data.series.log_price[data.ends_test])
 
-    def baselines(self, data: Any) -> list[dict[str, Any]]:
+    def baselines(self, data: SeriesSplits) -> list[dict[str, Any]]:
         """The target's baselines on the same test windows."""
-        if data.target == "volatility":
-            return variance_baselines(data)
-        return return_baselines(data)
+        return variance_baselines(data) if self.volatility else return_baselines(data)
 
+    def daily_losses(self, data: SeriesSplits, predictions: np.ndarray) -> np.ndarray:
+        """QLIKE of a variance, the squared error of a return."""
+        if self.volatility:
+            return qlike_losses(data.y_test, predictions)
+        return (np.reshape(predictions, len(data.y_test)) - data.y_test) ** 2
 
-def _target_scale(data: Any) -> tuple[float, float]:
-    if data.target == "volatility":
-        return 0.0, float(np.mean(data.y_train)) or 1.0
-    return float(np.mean(data.y_train)), float(np.std(data.y_train)) or 1.0
+    def plot(
+        self,
+        run_dir: Path,
+        data: SeriesSplits,
+        outputs: np.ndarray,
+        baselines: dict[str, np.ndarray],
+    ) -> None:
+        """``forecast.png``: realised and forecast volatility, or actual and forecast
+        prices above the returns."""
+        plt = pyplot()
+        dates = target_dates(data)
+        name = self.config.name
+        if self.volatility:
+            figure, axis = plt.subplots(figsize=(10, 4.5))
+            annualise = lambda v: np.sqrt(np.asarray(v) * 252) * 100  # noqa: E731
+            axis.plot(dates, annualise(data.y_test), color="0.7", lw=0.8, label="realised")
+            axis.plot(dates, annualise(outputs), label="network")
+            axis.plot(dates, annualise(baselines["garch_1_1"]), label="GARCH(1,1)")
+            axis.set_ylabel(f"annualised volatility % (next {data.horizon} days)")
+            axis.set_title(f"{name}: test span")
+        else:
+            figure, (top, axis) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+            last = data.series.log_price[data.ends_test]
+            top.plot(dates, np.exp(last + data.y_test), color="0.3", lw=0.9, label="actual")
+            top.plot(dates, np.exp(last + outputs), lw=0.9, label="network forecast")
+            top.set_ylabel(f"price in {data.horizon} day(s)")
+            top.set_title(f"{name}: test span")
+            top.legend()
+            axis.plot(dates, data.y_test, color="0.7", lw=0.6, label="actual")
+            axis.plot(dates, outputs, lw=0.9, label="network")
+            axis.plot(dates, baselines["autoregression"], lw=0.9, label="autoregression")
+            axis.set_ylabel("log return")
+        axis.legend()
+        figure.autofmt_xdate()
+        save_figure(figure, run_dir / "forecast.png", dpi=110)
+
+    # === Serving ===
+
+    @classmethod
+    def serving_outputs(cls, model: Any, head: dict[str, Any]) -> Callable:
+        """``variance`` and ``volatility``, or ``log_return`` and the ``price`` it implies
+        from the window's last price."""
+        import tensorflow as tf
+
+        if head.get("series", {}).get("target") == "volatility":
+
+            def volatility(output, _):
+                variance = tf.reshape(output, (-1,))
+                return {"variance": variance, "volatility": tf.sqrt(variance)}
+
+            return volatility
+
+        def price(output, window):
+            log_return = tf.reshape(output, (-1,))
+            last_price = tf.cast(window[:, -1, 0], log_return.dtype)
+            return {"log_return": log_return, "price": last_price * tf.exp(log_return)}
+
+        return price
+
+    @classmethod
+    def window_rows(
+        cls,
+        outputs: np.ndarray,
+        dates: list[str],
+        last_prices: np.ndarray,
+        written: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """``variance`` and ``volatility``, or ``log_return`` and ``price``."""
+        if written["data"]["series"]["target"] == "volatility":
+            return [
+                {"date": d, "variance": float(v), "volatility": float(np.sqrt(v))}
+                for d, v in zip(dates, outputs, strict=True)
+            ]
+        return [
+            {"date": d, "log_return": float(r), "price": float(p * np.exp(r))}
+            for d, r, p in zip(dates, outputs, last_prices, strict=True)
+        ]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
-from dltoolkit.config import ThresholdConfig
+from dltoolkit.data import ArraySplits
+from dltoolkit.report.figures import Figure, regression_plots
 from dltoolkit.tasks.base import fit_baseline, flat, parameter_count
+from dltoolkit.tasks.supervised import SupervisedTask, rows_with_ids
 
 
 def regression_scores(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -27,16 +32,16 @@ def target_scale(y_train: np.ndarray) -> tuple[float, float]:
     return float(np.mean(y_train)), float(np.std(y_train)) or 1.0
 
 
-class RegressionTask:
+class RegressionTask(SupervisedTask):
     """Regression of one number."""
 
     name = "regression"
     default_loss = "mse"
-    headline = "rmse"
     summary = ("rmse", "r2")
-    classes = False
+    headline_score = "rmse"
+    needs_table = True
 
-    def head(self, num_classes: int) -> dict[str, Any]:
+    def head(self, data: ArraySplits) -> dict[str, Any]:
         """One linear unit (the run rescales it to the target's mean and spread)."""
         return {"output_units": 1, "output_activation": "linear"}
 
@@ -57,17 +62,9 @@ class RegressionTask:
 
     def trained(self, model: Any, data: Any) -> Any:
         """The model followed by ``output * spread + mean``: answers in the target's units."""
-        import keras
-
         mean, spread = target_scale(data.y_train)
         outputs = keras.layers.Rescaling(spread, offset=mean, name="target_scale")(model.outputs[0])
         return keras.Model(model.inputs, outputs, name=model.name)
-
-    def decision(
-        self, y_val: np.ndarray, outputs: np.ndarray, threshold: ThresholdConfig
-    ) -> dict[str, Any]:
-        """Nothing to decide."""
-        return {}
 
     def scores(
         self, y_true: np.ndarray, outputs: np.ndarray, decision: dict[str, Any]
@@ -75,9 +72,7 @@ class RegressionTask:
         """RMSE, MAE, R2."""
         return regression_scores(y_true, outputs)
 
-    def baselines(
-        self, splits: Any, threshold: ThresholdConfig, class_weight: str | None
-    ) -> list[dict[str, Any]]:
+    def baselines(self, splits: ArraySplits) -> list[dict[str, Any]]:
         """Ridge regression (penalty by cross-validation) and histogram gradient boosting."""
         from sklearn.ensemble import HistGradientBoostingRegressor
         from sklearn.linear_model import RidgeCV
@@ -103,3 +98,24 @@ class RegressionTask:
                 }
             )
         return results
+
+    @classmethod
+    def output_figures(
+        cls, metrics: dict[str, Any], y: np.ndarray, outputs: np.ndarray, run_dir: Path
+    ) -> list[Figure]:
+        """Predicted against actual, and the residuals."""
+        return regression_plots(y.reshape(-1), outputs.reshape(-1), run_dir)
+
+    @classmethod
+    def serving_outputs(cls, model: Any, head: dict[str, Any]) -> Callable:
+        """``prediction``, in the target's units."""
+        import tensorflow as tf
+
+        return lambda output, _: {"prediction": tf.reshape(output, (-1,))}
+
+    @classmethod
+    def prediction_rows(
+        cls, outputs: np.ndarray, identifiers: list[str], written: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """``prediction``, in the target's units."""
+        return rows_with_ids(identifiers, outputs[:, 0], lambda v: {"prediction": float(v)})

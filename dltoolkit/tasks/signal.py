@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
-from dltoolkit.config import ThresholdConfig
-from dltoolkit.tasks.base import Supervised
+from dltoolkit.config import RunConfig, fail
+from dltoolkit.data.series import SeriesSplits
+from dltoolkit.plots import pyplot, save_figure
+from dltoolkit.tasks.series import SeriesTask, target_dates, window_features
 
 TRADING_DAYS = 252
 
@@ -82,36 +87,48 @@ def next_day_returns(data: Any, ends: np.ndarray) -> np.ndarray:
     return log_price[ends + 1] - log_price[ends]
 
 
-class SignalTask(Supervised):
+class SignalTask(SeriesTask):
     """Next-day direction (class 1 = up) traded long/flat."""
 
     name = "signal"
     default_loss = "binary_crossentropy"
-    headline = "sharpe"
     summary = ("accuracy", "sharpe", "cumulative_return")
     classes = True
+    reference = "buy_and_hold"
+    headline_score = "sharpe"
 
-    def __init__(self, cost_bps: float = 5.0):
-        self.cost_bps = cost_bps
+    @classmethod
+    def check_config(cls, config: RunConfig) -> None:
+        """A direction target, traded every next day."""
+        super().check_config(config)
+        series = config.data.series
+        if series.target != "direction":
+            fail("data.series.target", series.target, "direction for task signal")
+        if series.horizon != 1 or series.stride != 1:
+            fail(
+                "data.series.horizon and stride",
+                [series.horizon, series.stride],
+                "[1, 1] for task signal (the backtest trades every next day)",
+            )
 
-    def head(self, num_classes: int) -> dict[str, Any]:
+    def __init__(self, config: RunConfig):
+        super().__init__(config)
+        self.cost_bps = config.data.series.cost_bps
+
+    def head(self, data: SeriesSplits) -> dict[str, Any]:
         """One sigmoid unit: the probability of an up day."""
         return {"output_units": 1, "output_activation": "sigmoid"}
 
     def metrics(self) -> list[Any]:
         """Accuracy and ROC-AUC per epoch."""
-        import keras
-
         return [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
 
-    def decision(
-        self, y_val: np.ndarray, outputs: np.ndarray, threshold: ThresholdConfig
-    ) -> dict[str, Any]:
+    def decision(self, data: SeriesSplits, model: keras.Model) -> dict[str, Any]:
         """Long at a probability of 0.5 or more (not tuned: tuning it on validation days
         fits the threshold to one stretch of the market)."""
         return {"threshold": 0.5}
 
-    def scores(self, data: Any, outputs: np.ndarray) -> dict[str, Any]:
+    def score(self, data: SeriesSplits, outputs: np.ndarray, decision: Any) -> dict[str, Any]:
         """Direction and backtest scores of the model's probabilities on the test span."""
         probability = np.reshape(outputs, len(data.y_test))
         return signal_scores(
@@ -122,15 +139,16 @@ class SignalTask(Supervised):
             self.cost_bps,
         )
 
-    def baselines(self, data: Any, features: tuple[np.ndarray, np.ndarray]) -> list[dict]:
-        """Buy-and-hold and a logistic regression on the flattened window features
-        (``features``: training and test feature windows)."""
+    def baselines(self, data: SeriesSplits) -> list[dict[str, Any]]:
+        """Buy-and-hold and a logistic regression on the flattened window features."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
         returns = next_day_returns(data, data.ends_test)
-        train, test = (f.reshape(len(f), -1) for f in features)
+        train, test = (
+            window_features(data, x).reshape(len(x), -1) for x in (data.x_train, data.x_test)
+        )
         start = time.perf_counter()
         logistic = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
         logistic.fit(train, data.y_train)
@@ -158,4 +176,65 @@ class SignalTask(Supervised):
                 "train_seconds": seconds,
                 "predictions": probability,
             },
+        ]
+
+    def daily_losses(self, data: SeriesSplits, predictions: np.ndarray) -> np.ndarray:
+        """The negative net return of trading the signal."""
+        returns = next_day_returns(data, data.ends_test)
+        return -daily_net_returns(predictions >= 0.5, returns, self.cost_bps)
+
+    def plot(
+        self,
+        run_dir: Path,
+        data: SeriesSplits,
+        outputs: np.ndarray,
+        baselines: dict[str, np.ndarray],
+    ) -> None:
+        """``forecast.png``: the strategies' equity curves over the test span."""
+        plt = pyplot()
+        dates = target_dates(data)
+        figure, axis = plt.subplots(figsize=(10, 4.5))
+        returns = next_day_returns(data, data.ends_test)
+        for label, positions in (
+            ("network long/flat", outputs >= 0.5),
+            ("logistic regression long/flat", baselines["logistic_regression"] >= 0.5),
+            ("buy and hold", np.ones(len(outputs))),
+        ):
+            net = daily_net_returns(positions, returns, self.cost_bps)
+            axis.plot(dates, np.cumprod(1.0 + net), label=label)
+        axis.set_ylabel("equity (start = 1)")
+        axis.set_title(f"{self.config.name}: test span, costs {self.cost_bps:g} bps")
+        axis.legend()
+        figure.autofmt_xdate()
+        save_figure(figure, run_dir / "forecast.png", dpi=110)
+
+    @classmethod
+    def serving_outputs(cls, model: Any, head: dict[str, Any]) -> Callable:
+        """``probability`` of an up day and the long/flat ``signal``."""
+        import tensorflow as tf
+
+        threshold = float(head.get("decision", {}).get("threshold", 0.5))
+
+        def signal(output, _):
+            probability = tf.reshape(output, (-1,))
+            return {
+                "probability": probability,
+                "signal": tf.cast(probability >= threshold, tf.int64),
+            }
+
+        return signal
+
+    @classmethod
+    def window_rows(
+        cls,
+        outputs: np.ndarray,
+        dates: list[str],
+        last_prices: np.ndarray,
+        written: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        """``probability_up`` and the ``signal`` at the run's threshold."""
+        threshold = float(written.get("decision", {}).get("threshold", 0.5))
+        return [
+            {"date": d, "probability_up": float(p), "signal": int(p >= threshold)}
+            for d, p in zip(dates, outputs, strict=True)
         ]

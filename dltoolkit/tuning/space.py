@@ -44,8 +44,9 @@ KINDS = ("int", "float", "choice", "boolean")
 
 def tuning_dir() -> Path:
     """Folder of the search-space files (inside the wheel, or the source checkout)."""
-    bundled = Path(__file__).parent / "tuning"
-    return bundled if bundled.is_dir() else Path(__file__).parent.parent / "tuning"
+    package = Path(__file__).parent.parent
+    bundled = package / "search_spaces"
+    return bundled if bundled.is_dir() else package.parent / "tuning"
 
 
 @dataclasses.dataclass

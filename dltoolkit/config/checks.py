@@ -1,0 +1,172 @@
+"""The checks every run's configuration passes, whatever its task (a task's own rules
+are its ``check_config``)."""
+
+from __future__ import annotations
+
+import re
+import typing
+from typing import Any
+
+from dltoolkit.config.schema import (
+    BACKENDS,
+    PRECISIONS,
+    SCHEDULES,
+    SPLITS,
+    STRATEGIES,
+    THRESHOLD_OBJECTIVES,
+    DistributeConfig,
+    RunConfig,
+)
+from dltoolkit.errors import ConfigError
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_model_name(name: str) -> str:
+    """Model names become URL path segments in TF Serving: letters, digits, ``_.-`` only."""
+    if not _MODEL_NAME.match(name):
+        raise ConfigError(
+            f"model name {name!r} is not usable in a model repository; use letters, digits, "
+            "'_', '.' and '-' only (e.g. --name cnn-image)."
+        )
+    return name
+
+
+def fail(path: str, value: Any, expected: str) -> typing.NoReturn:
+    """Raise the one-line ConfigError for setting ``path``: what it must be, what it was."""
+    raise ConfigError(f"{path} must be {expected}, received {value!r}.")
+
+
+def check_values(config: RunConfig) -> None:
+    """Raise ConfigError, naming the setting, for any value no run accepts."""
+
+    if config.backend is not None and config.backend not in BACKENDS:
+        fail("backend", config.backend, "one of " + ", ".join(BACKENDS) + " (or null)")
+    _check_distribute(config.distribute)
+    data = config.data
+    for key in ("validation_split", "test_split"):
+        value = getattr(data, key)
+        if not 0.0 < value < 1.0:
+            fail(f"data.{key}", value, "a fraction between 0 and 1 (exclusive)")
+    if data.validation_split + data.test_split >= 0.9:
+        fail(
+            "data.validation_split + data.test_split",
+            round(data.validation_split + data.test_split, 4),
+            "below 0.9 so that training keeps at least 10% of the data",
+        )
+    if data.image_size is not None and (len(data.image_size) != 2 or min(data.image_size) < 1):
+        fail("data.image_size", data.image_size, "[height, width] of positive integers")
+    if data.color_mode not in ("rgb", "grayscale", "rgba"):
+        fail("data.color_mode", data.color_mode, "one of 'rgb', 'grayscale', 'rgba'")
+    if data.split not in SPLITS:
+        fail("data.split", data.split, "one of " + ", ".join(SPLITS))
+    if data.missing not in ("error", "median"):
+        fail("data.missing", data.missing, "'error' or 'median'")
+    train = config.train
+    if train.epochs < 1:
+        fail("train.epochs", train.epochs, "a positive integer")
+    if train.batch_size < 1:
+        fail("train.batch_size", train.batch_size, "a positive integer")
+    if not train.learning_rate > 0:
+        fail("train.learning_rate", train.learning_rate, "a positive number")
+    if train.early_stopping.patience is not None and train.early_stopping.patience < 0:
+        fail("train.early_stopping.patience", train.early_stopping.patience, ">= 0 or null")
+    plateau = train.reduce_lr_on_plateau
+    if plateau.patience is not None and plateau.patience < 0:
+        fail("train.reduce_lr_on_plateau.patience", plateau.patience, ">= 0 or null")
+    if not 0.0 < plateau.factor < 1.0:
+        fail("train.reduce_lr_on_plateau.factor", plateau.factor, "a fraction between 0 and 1")
+    schedule = train.learning_rate_schedule
+    if train.class_weight not in (None, "balanced"):
+        fail("train.class_weight", train.class_weight, "'balanced' or null")
+    if train.oversample is not None:
+        if not 0.0 < train.oversample <= 1.0:
+            fail("train.oversample", train.oversample, "a ratio in (0, 1] or null")
+        if train.class_weight is not None:
+            fail(
+                "train.oversample",
+                train.oversample,
+                "null when train.class_weight is set (both correct the same imbalance; choose one)",
+            )
+    if train.refit_on_validation and train.early_stopping.patience is not None:
+        fail(
+            "train.refit_on_validation",
+            True,
+            "false unless train.early_stopping.patience is null (a fixed number of epochs: "
+            "validation is then training data) and the task fits by model.fit (not clustering)",
+        )
+    clustering = train.clustering
+    if clustering.method not in ("dec", "idec"):
+        fail("train.clustering.method", clustering.method, "'dec' or 'idec'")
+    for key in ("max_iterations", "update_interval", "som_epochs"):
+        if getattr(clustering, key) < 1:
+            fail(f"train.clustering.{key}", getattr(clustering, key), "a positive integer")
+    if not 0.0 <= clustering.tolerance < 1.0:
+        fail("train.clustering.tolerance", clustering.tolerance, "a fraction in [0, 1)")
+    if len(clustering.som_map) != 2 or min(clustering.som_map) < 1:
+        fail("train.clustering.som_map", clustering.som_map, "[rows, columns] of positive sizes")
+    threshold = train.threshold
+    if threshold.objective not in THRESHOLD_OBJECTIVES:
+        fail(
+            "train.threshold.objective",
+            threshold.objective,
+            "one of " + ", ".join(THRESHOLD_OBJECTIVES),
+        )
+    if threshold.objective != "f1" and not (
+        threshold.target is not None and 0.0 < threshold.target < 1.0
+    ):
+        fail(
+            "train.threshold.target",
+            threshold.target,
+            f"a fraction between 0 and 1 with objective {threshold.objective!r}",
+        )
+    if schedule.name not in SCHEDULES:
+        fail("train.learning_rate_schedule.name", schedule.name, "one of " + ", ".join(SCHEDULES))
+    if schedule.decay_steps is not None and schedule.decay_steps < 1:
+        fail("train.learning_rate_schedule.decay_steps", schedule.decay_steps, "positive or null")
+    if not 0.0 < schedule.decay_rate <= 1.0:
+        fail("train.learning_rate_schedule.decay_rate", schedule.decay_rate, "in (0, 1]")
+    if not 0.0 <= schedule.end_fraction <= 1.0:
+        fail("train.learning_rate_schedule.end_fraction", schedule.end_fraction, "in [0, 1]")
+    if schedule.warmup_steps < 0 or (schedule.warmup_steps and schedule.name != "cosine"):
+        fail(
+            "train.learning_rate_schedule.warmup_steps",
+            schedule.warmup_steps,
+            "0, or >= 0 with the cosine schedule",
+        )
+    if schedule.name != "constant" and plateau.patience is not None:
+        fail(
+            "train.learning_rate_schedule.name",
+            schedule.name,
+            "'constant' while train.reduce_lr_on_plateau is on (a schedule and plateau "
+            "reduction both set the learning rate; set reduce_lr_on_plateau.patience: null)",
+        )
+    if config.export.model_name is not None:
+        check_model_name(config.export.model_name)
+    if not isinstance(config.model.get("builder"), str):
+        fail("model.builder", config.model.get("builder"), "the name of a model builder")
+    for key in ("permutation_repeats", "saliency_images"):
+        if getattr(config.report, key) < 0:
+            fail(f"report.{key}", getattr(config.report, key), "an integer >= 0 (0 turns it off)")
+
+
+def _check_distribute(distribute: DistributeConfig) -> None:
+    if distribute.strategy not in STRATEGIES:
+        fail("distribute.strategy", distribute.strategy, "one of " + ", ".join(STRATEGIES))
+    if distribute.precision not in PRECISIONS:
+        fail("distribute.precision", distribute.precision, "one of " + ", ".join(PRECISIONS))
+    if distribute.cpu_devices is not None and distribute.cpu_devices < 1:
+        fail("distribute.cpu_devices", distribute.cpu_devices, "a positive integer or null")
+    if distribute.model_shards < 1:
+        fail("distribute.model_shards", distribute.model_shards, "a positive integer")
+    task = distribute.task
+    if task is not None:
+        kind, _, index = task.partition(":")
+        if kind not in ("chief", "worker", "ps", "evaluator") or not index.isdigit():
+            fail("distribute.task", task, "TYPE:INDEX with TYPE chief, worker or ps, e.g. worker:1")
+    if (distribute.cluster is None) != (task is None):
+        fail(
+            "distribute.cluster and distribute.task",
+            [distribute.cluster, task],
+            "set together (a cluster file and this process's TYPE:INDEX in it)",
+        )
