@@ -64,7 +64,7 @@ def run(
     if not placement.chief:  # train what the chief trains, in the same order; write nothing
         for index in range(folds):
             keras.utils.set_random_seed(config.seed)
-            fit_fold(task, task.fold_data(index, folds))
+            fit_fold(task, task.fold_data(index, folds), echo)
         if folds:
             keras.utils.set_random_seed(config.seed)
         fitted = task.fit(model, data, None, config.train.verbose, echo)
@@ -129,7 +129,7 @@ def evaluate_folds(task: Task, count: int, echo: Callable[[str], None]) -> dict[
     for index in range(count):
         keras.utils.set_random_seed(config.seed)
         data = task.fold_data(index, count)
-        fitted = fit_fold(task, data)
+        fitted = fit_fold(task, data, echo)
         scores = {"deep model": task.evaluate(fitted, data).test}
         scores.update({b["name"]: b["test"] for b in task.baselines(data)})
         per_fold.append(
@@ -164,9 +164,9 @@ def evaluate_folds(task: Task, count: int, echo: Callable[[str], None]) -> dict[
     return summary
 
 
-def fit_fold(task: Task, data: Any) -> Fitted:
+def fit_fold(task: Task, data: Any, echo: Callable[[str], None] = print) -> Fitted:
     """A new network fitted on one fold, without a run directory or a progress log."""
-    return task.fit(task.new_model(data), data, None, 0)
+    return task.fit(task.new_model(data), data, None, 0, echo)
 
 
 def report(run_dir: Path, echo: Callable[[str], None]) -> None:

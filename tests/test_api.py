@@ -76,3 +76,23 @@ def test_builders_are_plain_functions():
     som = models.som((3,), map_shape=[2, 2])
     codebook = som.get_layer("som").codebook
     assert tuple(codebook.shape) == (4, 3)
+
+
+@pytest.mark.backend_neutral
+def test_runs_written_before_the_headline_entry_get_it_from_their_task(tmp_path):
+    import json
+
+    from dltoolkit.tasks import with_headline
+
+    old = {"task": "anomaly", "test": {"roc_auc": 0.9, "pr_auc": 0.4}}
+    assert with_headline(old)["headline"] == {"score": "pr_auc", "higher_is_better": True}
+    volatility = {"task": "forecasting", "test": {"mse": 1.0, "qlike": 0.3}}
+    assert with_headline(volatility)["headline"]["score"] == "qlike"
+    signal = {"task": "signal", "test": {"accuracy": 0.5, "sharpe": 0.8}}
+    assert with_headline(signal)["headline"]["score"] == "sharpe"
+    run_dir = tmp_path / "runs" / "trading-signal" / "20260101T000000Z"
+    run_dir.mkdir(parents=True)
+    written = {**signal, "created_utc": "2026-01-01T00:00:00+00:00", "baselines": []}
+    (run_dir / "metrics.json").write_text(json.dumps(written))
+    (found,) = dltoolkit.api.list_runs(tmp_path / "runs")
+    assert found["score"] == "sharpe" and found["network"] == 0.8

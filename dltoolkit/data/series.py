@@ -289,7 +289,6 @@ def split_series(series: Series, config: DataConfig, fold: tuple[int, int] | Non
                 f"whose {horizon}-day targets straddle a split boundary are dropped; use a "
                 "longer series, larger split fractions or a shorter horizon."
             )
-    class_names = ["down", "up"] if settings.target == "direction" else []
     return SeriesSplits(
         x_train=x[train],
         y_train=y[train],
@@ -297,7 +296,7 @@ def split_series(series: Series, config: DataConfig, fold: tuple[int, int] | Non
         y_val=y[validation],
         x_test=x[test],
         y_test=y[test],
-        class_names=class_names,
+        class_names=[],
         source=series.source,
         series=series,
         ends_train=ends[train],

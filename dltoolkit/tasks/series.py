@@ -14,6 +14,7 @@ A series is held in memory whole (a century of trading days is about 25,000 rows
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,6 +39,8 @@ class SeriesTask(Task):
     """A network on windows of one price series, split in time order."""
 
     folds_entry = "walk_forward"
+    # The names of the target's classes (a direction's down and up), or none.
+    class_names: ClassVar[tuple[str, ...]] = ()
     # The baseline the network must beat (the random walk, GARCH(1,1), buy-and-hold).
     reference: ClassVar[str]
 
@@ -85,13 +88,17 @@ class SeriesTask(Task):
         """The configured series (read once per task) split in time order."""
         if self.series is None:
             self.series = load_series(self.config.data)
-        return split_series(self.series, self.config.data)
+        return self.named(split_series(self.series, self.config.data))
 
     def fold_data(self, index: int, count: int) -> SeriesSplits:
         """Walk-forward block ``index``: trained on every day before it."""
         if self.series is None:
             self.series = load_series(self.config.data)
-        return split_series(self.series, self.config.data, fold=(index, count))
+        return self.named(split_series(self.series, self.config.data, fold=(index, count)))
+
+    def named(self, data: SeriesSplits) -> SeriesSplits:
+        """The splits with the task's class names."""
+        return dataclasses.replace(data, class_names=list(self.class_names))
 
     def fold_facts(self, data: SeriesSplits) -> dict[str, Any]:
         """The block's first and last test day."""

@@ -95,6 +95,7 @@ class SignalTask(SeriesTask):
     summary = ("accuracy", "sharpe", "cumulative_return")
     classes = True
     reference = "buy_and_hold"
+    class_names = ("down", "up")
     headline_score = "sharpe"
 
     @classmethod
