@@ -262,7 +262,10 @@ def whole_history(
     table = pd.read_csv(logger.filename).drop_duplicates("epoch", keep="last")
     table = table.sort_values("epoch")
     write_text_atomic(logger.filename, table.to_csv(index=False))
-    return {column: table[column].tolist() for column in table.columns if column != "epoch"}
+    # Keras' CSVLogger writes a val_loss column even for a fit without validation rows
+    # (DEC's pretraining): an empty column is no history.
+    logged = table.drop(columns="epoch").dropna(axis=1, how="all")
+    return {column: logged[column].tolist() for column in logged.columns}
 
 
 def open_run_dir(config: RunConfig, resume: Path | None = None) -> tuple[Path, bool]:

@@ -115,7 +115,7 @@ def _history(run_dir: Path) -> dict[str, list[float]]:
         return {}
     import pandas as pd
 
-    table = pd.read_csv(path)
+    table = pd.read_csv(path).dropna(axis=1, how="all")  # a fit without validation rows
     return {column: table[column].tolist() for column in table.columns if column != "epoch"}
 
 
