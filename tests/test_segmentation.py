@@ -167,6 +167,8 @@ def test_cdnow_customers_are_one_row_each_with_rfm():
         (["--set", "data.split=stratified"], "'random' or 'time' for clustering"),
         (["--set", "train.clustering.method=kmeans"], "train.clustering.method must be"),
         (["--data", "builtin:digits"], "task 'clustering' needs a table"),
+        (["--set", "data.folds=2"], "data.folds must be null for clustering"),
+        (["--set", "distribute.precision=mixed_float16"], "trains DEC/IDEC in float32"),
     ],
 )
 def test_clustering_bad_config_is_one_line(workdir: Path, arguments, expected):
