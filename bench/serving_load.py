@@ -143,14 +143,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--models", nargs="+", default=["cnn-image", "credit-risk"])
+    parser.add_argument("--runs", type=Path, help="a folder with saved_models/ already trained")
+    parser.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        help="an extra dltk serve option, e.g. --serve-arg=--batch-timeout-ms=0",
+    )
+    parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp())
-    train(folder, "cnn-image")
-    train(folder, "credit-risk", "--set=data.folds=null")
+    folder = args.runs or Path(tempfile.mkdtemp())
+    if args.runs is None:
+        train(folder, "cnn-image")
+        train(folder, "credit-risk", "--set=data.folds=null")
     sock_port = __import__("dltoolkit.launch", fromlist=["free_ports"]).free_ports(1)[0]
     server = subprocess.Popen(
         [sys.executable, "-m", "dltoolkit", "serve", str(folder / "saved_models"),
-         "--port", str(sock_port)],
+         "--port", str(sock_port), "--grpc-port", "0", *args.serve_arg],
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -165,7 +175,7 @@ def main() -> None:
                 pass
             time.sleep(0.5)
         rows_table = []
-        for model in ("cnn-image", "credit-risk"):
+        for model in args.models:
             rows = sample_rows(model, 200)
             served = hammer(sock_port, model, rows, args.clients, args.seconds)
             local = in_process(folder / "saved_models" / model / "1", rows, args.clients,
@@ -183,6 +193,8 @@ def main() -> None:
         ["model", "called through", "requests/s", "p50 ms", "p99 ms", "errors"], rows_table
     )
     print(table)
+    if args.no_write:
+        return
     write_section(
         SECTION,
         f"{machine()}; {args.clients} concurrent clients for {args.seconds:g} s per model, "

@@ -146,10 +146,23 @@ def _export_here(keras_path: Path, repository: Path, model_name: str, head: dict
     temporary = Path(tempfile.mkdtemp(prefix=_export_prefix(os.getpid()), dir=model_dir))
     try:
         archive.write_out(str(temporary), verbose=False)
+        _write_serving_facts(temporary, head, saved_features)
         return _publish(temporary, model_dir)
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _write_serving_facts(folder: Path, head: dict[str, Any], saved_features: Any) -> None:
+    """What a server reads beside the SavedModel (``assets.extra/``, which TF Serving
+    leaves alone): the class names, and the inputs whose missing numbers the model fills
+    (a server refuses ``null`` in the others)."""
+    imputed = sorted(saved_features[1]["medians"]) if saved_features is not None else []
+    facts = {"task": head["task"], "class_names": head.get("class_names"),
+             "imputed_inputs": sorted({*imputed, *map(serving_name, imputed)})}  # fmt: skip
+    extra = folder / "assets.extra"
+    extra.mkdir(exist_ok=True)
+    (extra / "dltoolkit.json").write_text(json.dumps(facts, indent=2))
 
 
 def _table_inputs(space: Any, info: dict[str, Any]) -> tuple[dict, Callable]:

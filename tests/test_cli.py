@@ -234,3 +234,52 @@ def test_unreadable_image_is_named_by_the_cli(workdir: Path):
     (folder / "class_0" / "bad.jpg").write_bytes(b"\x00\x01")
     message = one_line_error(invoke("recipe", "cnn-image", "--data", f"images:{folder}"))
     assert "bad.jpg" in message
+
+
+@pytest.mark.backend_neutral
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["recipe", "cnn-image", "--backend", "nope"], "Invalid value for '--backend'"),
+        (["serve", "--port", "abc"], "Invalid value for '--port'"),
+        (["recipe", "cnn-image", "--no-such-option"], "No such option '--no-such-option'"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["export"], "Missing argument 'MODEL_PATH'"),
+    ],
+)
+def test_usage_errors_are_one_line_too(arguments, expected):
+    message = one_line_error(invoke(*arguments))
+    assert expected in message and "--help" in message
+
+
+@pytest.mark.backend_neutral
+def test_export_and_predict_refuse_a_damaged_or_unsafe_model_file(workdir):
+    import zipfile
+
+    import keras
+    import numpy as np
+
+    damaged = workdir / "damaged.keras"
+    damaged.write_bytes(b"not a zip archive")
+    truncated = workdir / "truncated.keras"
+    with zipfile.ZipFile(truncated, "w") as archive:
+        archive.writestr("config.json", "{not json")
+    unsafe = workdir / "unsafe.keras"
+    inputs = keras.Input((3,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(unsafe)
+    np.savez(workdir / "rows.npz", x=np.zeros((2, 3), np.float32))
+    cases = [
+        (damaged, "is not a .keras model"),
+        (truncated, "could not be loaded as a Keras model"),
+        (unsafe, "safe mode refuses to run"),
+    ]
+    for model, words in cases:
+        for command in (
+            ["export", str(model)],
+            ["predict", str(model), "--data", f"npz:{workdir / 'rows.npz'}"],
+        ):
+            message = one_line_error(invoke(*command))
+            assert words in message and str(model.name) in message, (command, message)
+    assert not (workdir / "saved_models").exists() or not any(
+        (workdir / "saved_models").rglob("saved_model.pb")
+    )

@@ -14,29 +14,101 @@ from dltoolkit.cli.options import one_line_errors
 @main.command()
 @click.argument("repository", default="saved_models", required=False)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8501, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--port", default=8501, show_default=True, type=click.IntRange(0, 65535),
+              help="REST port.")  # fmt: skip
+@click.option(
+    "--grpc-port",
+    default=8500,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="gRPC port (TF Serving's PredictionService and ModelService); 0: REST only.",
+)
 @click.option(
     "--max-batch",
     default=1024,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Most rows in one request.",
+    help="Most rows in one request, and in one model call gathered from several.",
+)
+@click.option(
+    "--batch-timeout-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="How long the first request of a batch waits for others to join it (0: a batch is "
+    "what queued while the previous call ran).",
+)
+@click.option(
+    "--batch-threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Model calls running at once per model version.",
 )
 @click.option(
     "--max-body-mb",
     default=16.0,
     show_default=True,
     type=click.FloatRange(min=0.001),
-    help="Largest request body.",
+    help="Largest request body (REST) or message (gRPC).",
+)
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds a REST client has to send a request's headers.",
+)
+@click.option(
+    "--body-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds a REST client has to send a request's body.",
+)
+@click.option(
+    "--keep-alive",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Seconds an idle keep-alive connection stays open.",
+)
+@click.option(
+    "--access-log",
+    default="-",
+    show_default=True,
+    metavar="FILE|-|off",
+    help="Access log in the Common Log Format: - (standard error), a file, or off.",
 )
 @one_line_errors
-def serve(repository: str, host: str, port: int, max_batch: int, max_body_mb: float) -> None:
+def serve(
+    repository: str,
+    host: str,
+    port: int,
+    grpc_port: int,
+    max_batch: int,
+    batch_timeout_ms: float,
+    batch_threads: int,
+    max_body_mb: float,
+    header_timeout: float,
+    body_timeout: float,
+    keep_alive: float,
+    access_log: str,
+) -> None:
     """Serve every model and version in REPOSITORY (default saved_models/) with TF
-    Serving's REST API: GET /v1/models/NAME, GET /v1/models/NAME/metadata, POST
-    /v1/models/NAME[/versions/N]:predict with {"instances": [...]} or {"inputs": ...}."""
+    Serving's REST API (GET /v1/models/NAME[/metadata], POST
+    /v1/models/NAME[/versions/N]:predict|:classify|:regress; described at
+    /v1/openapi.json; metrics at /monitoring/prometheus/metrics) and its gRPC API."""
+    from dltoolkit.serve import Batching, Limits, Timeouts
     from dltoolkit.serve import serve as run_server
 
-    run_server(repository, host, port, max_batch, max_body_mb)
+    run_server(
+        repository, host, port, grpc_port or None,
+        Limits(max_rows=max_batch, max_body_bytes=int(max_body_mb * 1024 * 1024)),
+        Batching(timeout_ms=batch_timeout_ms, threads=batch_threads),
+        Timeouts(header_s=header_timeout, body_s=body_timeout, keep_alive_s=keep_alive),
+        None if access_log == "off" else access_log,
+    )  # fmt: skip
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

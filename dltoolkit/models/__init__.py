@@ -10,9 +10,12 @@ hyperparameters by name. In Python they are plain functions:
 >>> som = models.som((4,), map_shape=[8, 8])
 """
 
+import zipfile
 from pathlib import Path
 
 import keras
+
+from dltoolkit.errors import DltkError
 
 # Importing a builder's module registers it (and the losses' module registers the losses).
 from dltoolkit.models import losses  # noqa: F401
@@ -27,8 +30,30 @@ from dltoolkit.models.som import som
 
 def load_model(path: str | Path) -> keras.Model:
     """Load a ``.keras`` file in safe mode (no arbitrary code from the file); the toolkit's
-    layers and losses are registered by this package's import."""
-    return keras.saving.load_model(path, safe_mode=True)
+    layers and losses are registered by this package's import. A missing, damaged or
+    refused file is a DltkError saying which and what to do."""
+    path = Path(path)
+    if not path.is_file():
+        raise DltkError(f"model file {str(path)!r} does not exist; pass a run's model.keras.")
+    if not zipfile.is_zipfile(path):
+        raise DltkError(
+            f"{str(path)!r} is not a .keras model (a .keras file is a zip archive; this one "
+            "is damaged or of another kind); train or save the model again."
+        )
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises ValueError, TypeError, KeyError, OSError...
+        text = " ".join(str(error).split())
+        if "safe_mode" in text:
+            raise DltkError(
+                f"{str(path)!r} holds code (a Lambda layer or a function saved by value) that "
+                "safe mode refuses to run, since loading it could run anything; rebuild the "
+                "model without it."
+            ) from None
+        raise DltkError(
+            f"{str(path)!r} could not be loaded as a Keras model "
+            f"({type(error).__name__}: {text[:300]}); train or save the model again."
+        ) from None
 
 
 __all__ = [
