@@ -36,7 +36,12 @@ def forward_flops(model: keras.Model) -> dict[str, Any]:
     by_layer: dict[str, int] = {}
     unknown: list[str] = []
     for layer, input_shape, output_shape in _leaf_layers(model):
-        flops = layer_flops(layer, input_shape, output_shape)
+        # A nested model built for any image size (a keras-hub backbone) has no sizes to
+        # count with: its weighted layers are named as not counted.
+        sized = _known(input_shape) and _known(output_shape)
+        flops = layer_flops(layer, input_shape, output_shape) if sized else None
+        if flops is None and not sized and not layer.weights:
+            continue
         if flops is None:
             unknown.append(layer.name)
         elif flops:
@@ -46,6 +51,13 @@ def forward_flops(model: keras.Model) -> dict[str, Any]:
         "by_layer": by_layer,
         "not_counted": unknown,
     }
+
+
+def _known(shape: tuple) -> bool:
+    """Whether a (possibly nested) shape has every size but the batch axis."""
+    if shape and isinstance(shape[0], tuple):
+        return all(_known(part) for part in shape)
+    return all(size is not None for size in shape[1:])
 
 
 def _leaf_layers(model: keras.Model):

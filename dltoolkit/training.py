@@ -25,6 +25,7 @@ from dltoolkit.callbacks import AtomicBackupAndRestore, StopOnNonFiniteLoss
 from dltoolkit.config import RunConfig
 from dltoolkit.cost import EpochTimer, devices, forward_flops, peak_memory_mib
 from dltoolkit.data import ArraySplits
+from dltoolkit.data.streams import concatenate, is_streamed, naming_bad_files
 from dltoolkit.errors import ConfigError, DltkError, did_you_mean
 from dltoolkit.models import MODELS, resolve_model_config
 from dltoolkit.optimizers import OPTIMIZERS, check_metric_name, make_optimizer
@@ -132,16 +133,43 @@ def callbacks(config: RunConfig, run_dir: Path | None) -> list[keras.callbacks.C
     return result
 
 
-def predict_outputs(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """Model outputs as a float64 NumPy array (every row: where batches are sharded over
-    devices, the last batch is padded with copies of the last row and the copies' outputs
-    dropped)."""
+def predict_outputs(model: keras.Model, x: Any, batch_size: int) -> np.ndarray:
+    """Model outputs for ``x`` (an array, or streamed images) as a float64 NumPy array
+    (every row: where batches are sharded over devices, the last batch is padded with
+    copies of the last row and the copies' outputs dropped)."""
     placement = distribute.current()
     padding = -len(x) % placement.replicas if placement.shards_batches else 0
     if padding:
-        x = np.concatenate([x, np.repeat(x[-1:], padding, axis=0)])
-    outputs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+        x = x[np.concatenate([np.arange(len(x)), np.full(padding, len(x) - 1)])]
+    if is_streamed(x):
+        with naming_bad_files(x):
+            outputs = model.predict(x.batches(batch_size), verbose=0)
+    else:
+        outputs = model.predict(x, batch_size=batch_size, verbose=0)
+    outputs = np.asarray(outputs, dtype=np.float64)
     return outputs[: len(outputs) - padding]
+
+
+def fit_inputs(
+    config: RunConfig,
+    x: Any,
+    y: np.ndarray,
+    class_weight: dict[int, float] | None = None,
+    shuffle: bool = True,
+) -> dict[str, Any]:
+    """``model.fit``'s data arguments for examples ``x`` and targets ``y``: the arrays with
+    the batch size, or streamed images as a tf.data pipeline of batches (shuffled every
+    epoch from the run's seed); with the class weights either way."""
+    if is_streamed(x):
+        seed = config.seed if shuffle else None
+        batches = x.batches(config.train.batch_size, y, shuffle_seed=seed)
+        return {"x": batches, "class_weight": class_weight, "shuffle": False}
+    return {"x": x, "y": y, "batch_size": config.train.batch_size, "class_weight": class_weight}
+
+
+def validation_inputs(config: RunConfig, x: Any, y: np.ndarray) -> Any:
+    """``model.fit``'s ``validation_data``: the arrays, or streamed images' batches."""
+    return x.batches(config.train.batch_size, y) if is_streamed(x) else (x, y)
 
 
 def class_weights(config: RunConfig, y_train: np.ndarray, num_classes: int) -> dict | None:
@@ -187,20 +215,23 @@ class Fitted:
 def fit(
     model: keras.Model,
     config: RunConfig,
-    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    arrays: tuple[Any, np.ndarray, Any, np.ndarray],
     callback_list: list[keras.callbacks.Callback],
     verbose: int,
     echo: Callable[[str], None] = print,
     class_weight: dict[int, float] | None = None,
+    initial_epoch: int = 0,
 ) -> Fitted:
-    """Train on ``arrays`` (``x_train, y_train, x_val, y_val``; the training rows plus the
-    validation rows with ``train.refit_on_validation``), validated on the validation rows:
+    """Train on ``arrays`` (``x_train, y_train, x_val, y_val``, inputs as arrays or
+    streamed images; the training rows plus the validation rows with
+    ``train.refit_on_validation``), validated on the validation rows:
     ``model.fit``, or under multi_worker the strategy's own loop
     (:func:`dltoolkit.distribute.fit_in_loop`). Backed up every epoch, stopped on a
-    non-finite loss."""
+    non-finite loss. ``initial_epoch``: epochs already trained (a later phase of the same
+    training), so that the logged epochs number on."""
     x_train, y_train, x_val, y_val = arrays
     if config.train.refit_on_validation:
-        x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
+        x_train, y_train = concatenate(x_train, x_val), np.concatenate([y_train, y_val])
 
     placement = distribute.current()
     x_train, y_train = placement.even_rows(x_train, y_train)
@@ -226,23 +257,23 @@ def fit(
             backup,
             echo,
         )
-        history = distribute.fit_in_loop(model, placement, train, (x_val, y_val), loop)
+        with naming_bad_files(x_train, x_val):
+            history = distribute.fit_in_loop(model, placement, train, (x_val, y_val), loop)
         model = distribute.local_copy(model)
     else:
         extra: list[keras.callbacks.Callback] = [guard, timer]
         if config.train.backup:
             # After the guard: a non-finite loss stops the run before this epoch is saved.
             extra.append(AtomicBackupAndRestore(backup, saved=callback_list))
-        history = model.fit(
-            x_train,
-            y_train,
-            validation_data=(x_val, y_val),
-            epochs=config.train.epochs,
-            batch_size=config.train.batch_size,
-            callbacks=[*callback_list, *extra],
-            class_weight=class_weight,
-            verbose=verbose,
-        ).history
+        with naming_bad_files(x_train, x_val):
+            history = model.fit(
+                **fit_inputs(config, x_train, y_train, class_weight),
+                validation_data=validation_inputs(config, x_val, y_val),
+                epochs=initial_epoch + config.train.epochs,
+                initial_epoch=initial_epoch,
+                callbacks=[*callback_list, *extra],
+                verbose=verbose,
+            ).history
     history = whole_history(callback_list, history)
     train_seconds = time.perf_counter() - start
     return Fitted(model, history, train_seconds, len(x_train), timer.seconds)

@@ -212,7 +212,6 @@ def test_run_on_an_image_folder(workdir: Path):
     result = invoke(
         "recipe", "cnn-image", *TINY,
         "--data", f"images:{folder}",
-        "--set", "data.image_size=[12,12]",
         "--set", "export.model_name=shapes",
         "--seed", "1",
     )  # fmt: skip

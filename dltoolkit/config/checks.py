@@ -9,6 +9,7 @@ from typing import Any
 
 from dltoolkit.config.schema import (
     BACKENDS,
+    CACHE_MODES,
     PRECISIONS,
     SCHEDULES,
     SPLITS,
@@ -37,6 +38,23 @@ def fail(path: str, value: Any, expected: str) -> typing.NoReturn:
     raise ConfigError(f"{path} must be {expected}, received {value!r}.")
 
 
+def _check_fine_tune(config: RunConfig) -> None:
+    tune = config.train.fine_tune
+    if tune.head_epochs is not None and tune.head_epochs < 1:
+        fail("train.fine_tune.head_epochs", tune.head_epochs, "a positive integer or null")
+    if not tune.head_learning_rate > 0:
+        fail("train.fine_tune.head_learning_rate", tune.head_learning_rate, "a positive number")
+    if tune.unfreeze != "all" and not (isinstance(tune.unfreeze, int) and tune.unfreeze >= 0):
+        fail("train.fine_tune.unfreeze", tune.unfreeze, "'all' or a number of layers >= 0")
+    changed = tune.head_epochs is not None or tune.unfreeze != "all"
+    if changed and "backbone" not in config.model:
+        raise ConfigError(
+            "train.fine_tune is set, but the model has no pretrained backbone (builder "
+            f"{config.model.get('builder')!r}); use model.builder=transfer with model.backbone, "
+            "or leave train.fine_tune at its defaults."
+        )
+
+
 def check_values(config: RunConfig) -> None:
     """Raise ConfigError, naming the setting, for any value no run accepts."""
 
@@ -58,6 +76,8 @@ def check_values(config: RunConfig) -> None:
         fail("data.image_size", data.image_size, "[height, width] of positive integers")
     if data.color_mode not in ("rgb", "grayscale", "rgba"):
         fail("data.color_mode", data.color_mode, "one of 'rgb', 'grayscale', 'rgba'")
+    if data.cache not in CACHE_MODES:
+        fail("data.cache", data.cache, "one of " + ", ".join(CACHE_MODES))
     if data.split not in SPLITS:
         fail("data.split", data.split, "one of " + ", ".join(SPLITS))
     if data.missing not in ("error", "median"):
@@ -65,6 +85,9 @@ def check_values(config: RunConfig) -> None:
     train = config.train
     if train.epochs < 1:
         fail("train.epochs", train.epochs, "a positive integer")
+    _check_fine_tune(config)
+    if train.baseline_rows < 1:
+        fail("train.baseline_rows", train.baseline_rows, "a positive integer")
     if train.batch_size < 1:
         fail("train.batch_size", train.batch_size, "a positive integer")
     if not train.learning_rate > 0:

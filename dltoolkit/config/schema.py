@@ -64,8 +64,17 @@ class DataConfig:
     """
 
     source: str = "builtin:digits"
+    # images:PATH: [height, width] every image is resized to; null: the images' own size
+    # (they must then all share one).
     image_size: list[int] | None = None
     color_mode: str = "rgb"
+    # Streamed images: keep the decoded images after their first pass, in "memory", on
+    # "disk" (a tf.data cache file under cache_dir), or "none"; "auto": memory for a split
+    # whose decoded images take at most 1 GiB, else none.
+    cache: str = "auto"
+    # data.cache: disk: the folder of cache files (null: $XDG_CACHE_HOME/dltoolkit/data,
+    # ~/.cache/dltoolkit/data by default).
+    cache_dir: str | None = None
     validation_split: float = 0.15
     test_split: float = 0.15
     data_dir: str | None = None
@@ -171,6 +180,24 @@ class ClusteringConfig:
 
 
 @dataclass
+class FineTuneConfig:
+    """Fine-tuning a model that starts from a pretrained backbone (``model.backbone``).
+
+    With ``head_epochs`` set, training has two phases: first ``head_epochs`` epochs of the
+    new head alone (the backbone frozen, its BatchNormalization in inference mode) at
+    ``head_learning_rate``; then ``train.epochs`` epochs with the backbone's last
+    ``unfreeze`` weighted layers trainable (``all``: every one; 0: none, the head only) at
+    ``train.learning_rate``, which should be lower (1e-4 to 1e-5). ``head_epochs: null``:
+    one phase, ``train.epochs`` with ``unfreeze`` layers trainable from the start.
+    BatchNormalization layers stay frozen in both phases.
+    """
+
+    head_epochs: int | None = None
+    head_learning_rate: float = 1e-3
+    unfreeze: int | str = "all"
+
+
+@dataclass
 class TrainConfig:
     """Optimisation settings."""
 
@@ -196,11 +223,15 @@ class TrainConfig:
     # until every smaller class has this ratio of the largest class's rows, e.g. 1.0.
     oversample: float | None = None
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)
     # Fit on the training and validation splits together for exactly train.epochs (early
     # stopping off): the final fit after a search has fixed the hyperparameters. Scores on
     # validation, and a threshold chosen there, are then optimistic; test stays held out.
     refit_on_validation: bool = False
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    # The classical baselines fit on at most this many training rows (a seeded sample of a
+    # larger training split); metrics.json gives each baseline's train_rows.
+    baseline_rows: int = 100_000
     verbose: int = 2
     # Back up weights and optimizer state every epoch (keras.callbacks.BackupAndRestore), so
     # a run killed mid-training and started again with the same command resumes.
@@ -296,6 +327,7 @@ class RunConfig:
 
 
 SPLITS = ("stratified", "random", "time")
+CACHE_MODES = ("auto", "none", "memory", "disk")
 
 
 class _ConfigDumper(yaml.SafeDumper):

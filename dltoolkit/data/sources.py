@@ -101,33 +101,47 @@ def _check_labelled(data: LabelledArrays, source: str) -> None:
         )
 
 
-def split_stratified(
-    data: LabelledArrays, validation_split: float, test_split: float, seed: int, source: str
-) -> ArraySplits:
-    """Deterministic stratified split into train/validation/test fractions."""
+def stratified_rows(
+    y: np.ndarray,
+    class_names: list[str],
+    validation_split: float,
+    test_split: float,
+    seed: int,
+    source: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Deterministic stratified train/validation/test row indices from the labels alone
+    (so a folder of files is split on its list of files, before any is decoded)."""
     from sklearn.model_selection import train_test_split
 
-    indices = np.arange(len(data.y))
-    counts = np.bincount(data.y, minlength=len(data.class_names))
+    indices = np.arange(len(y))
+    counts = np.bincount(y, minlength=len(class_names))
     if counts.min() < 3:
-        rare = data.class_names[int(counts.argmin())]
+        rare = class_names[int(counts.argmin())]
         raise DataError(
             f"data source {source!r}: class {rare!r} has {int(counts.min())} example(s); "
             "each class needs at least 3 for a stratified train/validation/test split."
         )
     try:
-        rest, test = train_test_split(
-            indices, test_size=test_split, stratify=data.y, random_state=seed
-        )
+        rest, test = train_test_split(indices, test_size=test_split, stratify=y, random_state=seed)
         relative_validation = validation_split / (1.0 - test_split)
         train, validation = train_test_split(
-            rest, test_size=relative_validation, stratify=data.y[rest], random_state=seed
+            rest, test_size=relative_validation, stratify=y[rest], random_state=seed
         )
     except ValueError as error:
         raise DataError(
             f"data source {source!r} cannot be split with validation_split={validation_split} "
             f"and test_split={test_split} ({error}); use more data or larger fractions."
         ) from None
+    return train, validation, test
+
+
+def split_stratified(
+    data: LabelledArrays, validation_split: float, test_split: float, seed: int, source: str
+) -> ArraySplits:
+    """Deterministic stratified split into train/validation/test fractions."""
+    train, validation, test = stratified_rows(
+        data.y, data.class_names, validation_split, test_split, seed, source
+    )
     return ArraySplits(
         x_train=data.x[train],
         y_train=data.y[train],
@@ -140,7 +154,40 @@ def split_stratified(
     )
 
 
+def split_image_folder(config: DataConfig, seed: int) -> ArraySplits:
+    """An ``images:PATH`` folder split on its list of files; each split streams its images
+    (:class:`dltoolkit.data.streams.ImageFiles`)."""
+    _, location = parse_source(config.source)
+    folder = images.index_folder(location, config)
+    if len(folder.class_names) < 2:
+        raise DataError(
+            f"data source {config.source!r} has {len(folder.class_names)} class; "
+            "classification needs at least 2."
+        )
+    train, validation, test = stratified_rows(
+        folder.labels,
+        folder.class_names,
+        config.validation_split,
+        config.test_split,
+        seed,
+        config.source,
+    )
+    return ArraySplits(
+        x_train=folder.examples(config, train),
+        y_train=folder.labels[train],
+        x_val=folder.examples(config, validation),
+        y_val=folder.labels[validation],
+        x_test=folder.examples(config, test),
+        y_test=folder.labels[test],
+        class_names=folder.class_names,
+        source=config.source,
+    )
+
+
 def load_dataset(config: DataConfig, seed: int) -> ArraySplits:
-    """Load ``config.source`` and split it deterministically from ``seed``."""
+    """Load ``config.source`` and split it deterministically from ``seed``. Image folders
+    stream; the other sources are arrays in memory."""
+    if parse_source(config.source)[0] == "images":
+        return split_image_folder(config, seed)
     data = load_labelled(config)
     return split_stratified(data, config.validation_split, config.test_split, seed, config.source)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from dltoolkit.data.streams import is_streamed
 from dltoolkit.distribute.placement import Placement, replica_sum
 from dltoolkit.errors import DltkError
 from dltoolkit.runs import fresh_folder, recover_folder, swap_in_folder
@@ -55,6 +56,10 @@ def fit_in_loop(
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
 
     def batches(arrays: tuple, shuffle_seed: int | None) -> Any:
+        if is_streamed(arrays[0]):
+            return strategy.experimental_distribute_dataset(
+                worker_shard(arrays, placement, loop.batch_size, shuffle_seed)
+            )
         data = tf.data.Dataset.from_tensor_slices(arrays)
         if shuffle_seed is not None:
             data = data.shuffle(len(arrays[0]), seed=shuffle_seed, reshuffle_each_iteration=False)
@@ -94,6 +99,30 @@ def fit_in_loop(
     return _epochs(model, placement.chief, loop, len(train[0]), start, past, one_epoch)
 
 
+def worker_shard(arrays: tuple, placement: Placement, batch_size: int, seed: int | None) -> Any:
+    """This worker's share of streamed examples ``arrays`` (images, then labels and
+    weights): every ``workers``-th file from its index on, so each worker decodes only its
+    own images, in batches of ``batch_size / workers`` (together one global batch). The
+    last ``rows % workers`` rows are left out (at most workers - 1 an epoch) so every
+    worker takes the same number of steps."""
+    import tensorflow as tf
+
+    images, *columns = arrays
+    workers, index = placement.workers, placement.worker_index
+    keep = len(images) - len(images) % workers
+    rows = np.arange(index, keep, workers)
+    local = images[rows]
+    if seed is not None and local.cache == "memory":
+        # Training builds this pipeline anew every epoch (seed + epoch): nothing to keep.
+        local.cache = "none"
+    data = local.batches(
+        max(1, batch_size // workers), *(np.asarray(c)[rows] for c in columns), shuffle_seed=seed
+    )
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return data.with_options(options)
+
+
 def _fit_coordinated(
     model: Any, placement: Placement, train: tuple, validation: tuple | None, loop: Loop
 ) -> dict[str, list[float]]:
@@ -107,6 +136,8 @@ def _fit_coordinated(
     strategy, coordinator = placement.engine, placement.coordinator
 
     def dataset_fn(_context: Any = None) -> Any:
+        if is_streamed(train[0]):
+            return train[0].batches(loop.batch_size, *train[1:], shuffle_seed=loop.seed).repeat()
         data = tf.data.Dataset.from_tensor_slices(train)
         data = data.shuffle(len(train[0]), seed=loop.seed, reshuffle_each_iteration=True)
         return data.repeat().batch(loop.batch_size).prefetch(2)
@@ -142,9 +173,10 @@ def _fit_coordinated(
         if validation is None:
             return logs
         local.set_weights(model.get_weights())
-        scores = local.evaluate(
-            *validation, batch_size=loop.batch_size, verbose=0, return_dict=True
-        )
+        x_val, y_val = validation
+        inputs = (x_val.batches(loop.batch_size, y_val),) if is_streamed(x_val) else validation
+        scores = local.evaluate(*inputs, batch_size=None if is_streamed(x_val) else
+                                loop.batch_size, verbose=0, return_dict=True)  # fmt: skip
         logs.update({f"val_{key}": float(value) for key, value in scores.items()})
         return logs
 

@@ -1,11 +1,13 @@
 """Custom Keras layers, registered for ``.keras`` loading under the ``dltoolkit`` package."""
 
+from dltoolkit.layers.channels import ChannelReverse
 from dltoolkit.layers.clustering import ClusteringLayer, target_distribution
 from dltoolkit.layers.reconstruction import ReconstructionError
 from dltoolkit.layers.series import SeriesFeatures
 from dltoolkit.layers.som import SelfOrganizingMap, SOMSchedule, grid_coordinates, som_layers
 
 __all__ = [
+    "ChannelReverse",
     "ClusteringLayer",
     "ReconstructionError",
     "SOMSchedule",

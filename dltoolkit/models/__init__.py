@@ -26,6 +26,7 @@ from dltoolkit.models.mlp import mlp
 from dltoolkit.models.registry import MODELS, builder_hyperparameters, resolve_model_config
 from dltoolkit.models.rnn import rnn
 from dltoolkit.models.som import som
+from dltoolkit.models.transfer import backbone_of, set_trainable, transfer
 
 
 def load_model(path: str | Path) -> keras.Model:
@@ -40,6 +41,7 @@ def load_model(path: str | Path) -> keras.Model:
             f"{str(path)!r} is not a .keras model (a .keras file is a zip archive; this one "
             "is damaged or of another kind); train or save the model again."
         )
+    _register_hub_layers(path)
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises ValueError, TypeError, KeyError, OSError...
@@ -59,6 +61,7 @@ def load_model(path: str | Path) -> keras.Model:
 __all__ = [
     "MODELS",
     "autoencoder",
+    "backbone_of",
     "builder_hyperparameters",
     "cnn",
     "dec",
@@ -66,5 +69,22 @@ __all__ = [
     "mlp",
     "resolve_model_config",
     "rnn",
+    "set_trainable",
     "som",
+    "transfer",
 ]
+
+
+def _register_hub_layers(path: Path) -> None:
+    """Import keras-hub (which registers its layers) when the model holds some of them."""
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        config = archive.read("config.json") if "config.json" in names else b""
+    if b"keras_hub" in config:
+        try:
+            import keras_hub  # noqa: F401
+        except ImportError:
+            raise DltkError(
+                f"{str(path)!r} holds a keras-hub backbone; install keras-hub with "
+                "pip install 'dltoolkit[hub]'."
+            ) from None

@@ -96,7 +96,7 @@ class AnomalyTask(Thresholded):
         }
         results = []
         for name, (estimator, score) in candidates.items():
-            fitted, seconds = fit_baseline(estimator, normal, None)
+            fitted, seconds, rows = fit_baseline(estimator, normal, None, self.config)
             chosen = choose_threshold(
                 splits.y_val, score(fitted, flat(splits.x_val)), self.config.train.threshold
             )
@@ -105,7 +105,13 @@ class AnomalyTask(Thresholded):
             )
             parameters = int(fitted.components_.size) if hasattr(fitted, "components_") else None
             results.append(
-                {"name": name, "test": test, "parameters": parameters, "train_seconds": seconds}
+                {
+                    "name": name,
+                    "test": test,
+                    "parameters": parameters,
+                    "train_seconds": seconds,
+                    "train_rows": rows,
+                }
             )
         return results
 

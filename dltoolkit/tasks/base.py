@@ -23,9 +23,13 @@ import numpy as np
 
 from dltoolkit import distribute, training
 from dltoolkit.config import RunConfig
+from dltoolkit.data.streams import array_chunks, decoded_rows, is_streamed, naming_bad_files
 from dltoolkit.errors import ConfigError
+from dltoolkit.models import backbone_of, set_trainable
 from dltoolkit.report.figures import Figure
 from dltoolkit.runs import higher_is_better
+from dltoolkit.tasks import fine_tune
+from dltoolkit.tasks.fine_tune import fit_in_phases
 from dltoolkit.training import Fitted
 
 
@@ -181,7 +185,12 @@ class Task:
         echo: Callable[[str], None] = print,
     ) -> Fitted:
         """Fit with Keras (``model.fit``, or the strategy's own loop) and the standard
-        callbacks (history, early stopping, checkpoints into ``run_dir``, backups)."""
+        callbacks (history, early stopping, checkpoints into ``run_dir``, backups); a
+        model with a pretrained backbone in the phases of ``train.fine_tune``."""
+        if backbone_of(model) is not None:
+            fitted = fit_in_phases(self, model, data, run_dir, verbose, echo)
+            fitted.model = self.trained(fitted.model, data)
+            return fitted
         fitted = training.fit(
             model,
             self.config,
@@ -199,17 +208,19 @@ class Task:
     ) -> Any:
         """One search trial's ``model.fit`` (KerasTuner reads its history)."""
         x_train, y_train, x_val, y_val = self.fit_arrays(data)
-        return model.fit(
-            x_train,
-            y_train,
-            validation_data=(x_val, y_val),
-            epochs=epochs,
-            batch_size=self.config.train.batch_size,
-            callbacks=[*callbacks, *training.callbacks(self.config, None)],
-            class_weight=self.class_weights(data),
-            verbose=0,
-            **kwargs,
-        )
+        backbone = backbone_of(model)
+        if backbone is not None:  # a trial trains in one phase, unfrozen as configured
+            set_trainable(backbone, self.config.train.fine_tune.unfreeze)
+            fine_tune.recompile(self, model, self.config, data)
+        with naming_bad_files(x_train, x_val):
+            return model.fit(
+                **training.fit_inputs(self.config, x_train, y_train, self.class_weights(data)),
+                validation_data=training.validation_inputs(self.config, x_val, y_val),
+                epochs=epochs,
+                callbacks=[*callbacks, *training.callbacks(self.config, None)],
+                verbose=0,
+                **kwargs,
+            )
 
     def trial_scores(self, data: Any, epochs: int) -> dict[str, float] | None:
         """A search trial scored by the task's own loop, or None for KerasTuner's
@@ -329,11 +340,52 @@ def flat(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1)
 
 
-def fit_baseline(estimator: Any, x_train: np.ndarray, y_train: np.ndarray | None) -> tuple:
-    """Fit a scikit-learn estimator on the flattened inputs; return it and the seconds taken."""
+# The baselines' training sample holds at most this many bytes of decoded inputs (besides
+# train.baseline_rows): 1 GiB is ~9,700 images of 96x96 RGB.
+BASELINE_BYTES = 1 << 30
+
+
+def fit_baseline(
+    estimator: Any, x_train: Any, y_train: np.ndarray | None, config: RunConfig
+) -> tuple[Any, float, int]:
+    """Fit a scikit-learn estimator on the flattened inputs of at most
+    ``train.baseline_rows`` training rows (a seeded sample of a larger split, and no more
+    than :data:`BASELINE_BYTES` of inputs); return it, the seconds taken and the rows it saw."""
+    per_row = max(1, int(np.prod(x_train.shape[1:])) * 4)
+    limit = max(1, min(config.train.baseline_rows, BASELINE_BYTES // per_row))
+    if len(x_train) > limit:
+        rows = sample_rows(y_train, len(x_train), limit, config.seed)
+        x_fit = decoded_rows(x_train[rows], limit, config.seed)
+        y_fit = None if y_train is None else np.asarray(y_train)[rows]
+    else:
+        x_fit = decoded_rows(x_train, limit, config.seed)
+        y_fit = y_train
     start = time.perf_counter()
-    estimator.fit(flat(x_train), y_train)
-    return estimator, round(time.perf_counter() - start, 4)
+    estimator.fit(flat(x_fit), y_fit)
+    return estimator, round(time.perf_counter() - start, 4), len(x_fit)
+
+
+def sample_rows(y: np.ndarray | None, rows: int, limit: int, seed: int) -> np.ndarray:
+    """``limit`` of ``rows`` row indices (sorted), drawn from ``seed``: stratified by ``y``
+    where it holds class labels (integers), so every class keeps its share."""
+    from sklearn.model_selection import train_test_split
+
+    indices = np.arange(rows)
+    if y is not None and np.asarray(y).dtype.kind in "iub":
+        try:
+            chosen, _ = train_test_split(indices, train_size=limit, stratify=y, random_state=seed)
+            return np.sort(chosen)
+        except ValueError:  # a class too rare to stratify: a plain random sample
+            pass
+    return np.sort(np.random.default_rng(seed).choice(rows, limit, replace=False))
+
+
+def outputs_of(function: Callable[[np.ndarray], np.ndarray], x: Any) -> np.ndarray:
+    """``function`` (a fitted baseline's predict) of the flattened examples of ``x``,
+    applied a bounded chunk at a time where ``x`` streams from disk."""
+    if not is_streamed(x):
+        return function(flat(np.asarray(x)))
+    return np.concatenate([function(flat(chunk)) for chunk in array_chunks(x, 2048)])
 
 
 def parameter_count(estimator: Any) -> int | None:

@@ -19,7 +19,7 @@ from dltoolkit.config import ThresholdConfig
 from dltoolkit.data import ArraySplits
 from dltoolkit.errors import DataError
 from dltoolkit.report.figures import Figure, confusion_matrix_plot, ranking_plots
-from dltoolkit.tasks.base import fit_baseline, flat, parameter_count
+from dltoolkit.tasks.base import fit_baseline, outputs_of, parameter_count
 from dltoolkit.tasks.classification import class_names
 from dltoolkit.tasks.supervised import SupervisedTask, rows_with_ids
 
@@ -240,9 +240,11 @@ class BinaryTask(Thresholded):
         }
         results = []
         for name, estimator in candidates.items():
-            fitted, seconds = fit_baseline(estimator, splits.x_train, splits.y_train)
-            p_val = fitted.predict_proba(flat(splits.x_val))[:, 1]
-            p_test = fitted.predict_proba(flat(splits.x_test))[:, 1]
+            fitted, seconds, rows = fit_baseline(
+                estimator, splits.x_train, splits.y_train, self.config
+            )
+            p_val = outputs_of(fitted.predict_proba, splits.x_val)[:, 1]
+            p_test = outputs_of(fitted.predict_proba, splits.x_test)[:, 1]
             chosen = choose_threshold(splits.y_val, p_val, threshold)
             scores = binary_scores(splits.y_test, p_test, chosen["threshold"])
             results.append(
@@ -251,6 +253,7 @@ class BinaryTask(Thresholded):
                     "test": scores,
                     "parameters": parameter_count(fitted),
                     "train_seconds": seconds,
+                    "train_rows": rows,
                 }
             )
         return results

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 
 from dltoolkit.data import ArraySplits
+from dltoolkit.data.streams import decoded_rows
 from dltoolkit.interpret import saliency_figure
 from dltoolkit.report.figures import Figure, confusion_matrix_plot
-from dltoolkit.tasks.base import Evaluation, fit_baseline, flat, parameter_count
+from dltoolkit.tasks.base import Evaluation, fit_baseline, outputs_of, parameter_count
 from dltoolkit.tasks.supervised import SupervisedTask, rows_with_ids
 
 
@@ -58,8 +59,8 @@ class ClassificationTask(SupervisedTask):
             StandardScaler(),
             LogisticRegression(max_iter=2000, class_weight=self.config.train.class_weight),
         )
-        fitted, seconds = fit_baseline(estimator, splits.x_train, splits.y_train)
-        probabilities = fitted.predict_proba(flat(splits.x_test))
+        fitted, seconds, rows = fit_baseline(estimator, splits.x_train, splits.y_train, self.config)
+        probabilities = outputs_of(fitted.predict_proba, splits.x_test)
         # Classes absent from the training split get zero probability columns.
         full = np.zeros((len(splits.x_test), splits.num_classes))
         full[:, fitted.classes_] = probabilities
@@ -69,6 +70,7 @@ class ClassificationTask(SupervisedTask):
                 "test": self.scores(splits.y_test, full),
                 "parameters": parameter_count(fitted),
                 "train_seconds": seconds,
+                "train_rows": rows,
             }
         ]
 
@@ -86,8 +88,13 @@ class ClassificationTask(SupervisedTask):
             rows = np.random.default_rng(self.config.seed).choice(
                 len(data.x_test), min(images, len(data.x_test)), replace=False
             )
+            rows = np.sort(rows)
             found["saliency"] = saliency_figure(
-                evaluation.model, data.x_test[rows], data.y_test[rows], data.class_names, run_dir
+                evaluation.model,
+                decoded_rows(data.x_test[rows], len(rows), 0),
+                data.y_test[rows],
+                data.class_names,
+                run_dir,
             )
         return found
 

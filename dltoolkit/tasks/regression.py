@@ -87,7 +87,9 @@ class RegressionTask(SupervisedTask):
         }
         results = []
         for name, estimator in candidates.items():
-            fitted, seconds = fit_baseline(estimator, splits.x_train, splits.y_train)
+            fitted, seconds, rows = fit_baseline(
+                estimator, splits.x_train, splits.y_train, self.config
+            )
             predicted = fitted.predict(flat(splits.x_test))
             results.append(
                 {
@@ -95,6 +97,7 @@ class RegressionTask(SupervisedTask):
                     "test": regression_scores(splits.y_test, predicted),
                     "parameters": parameter_count(fitted),
                     "train_seconds": seconds,
+                    "train_rows": rows,
                 }
             )
         return results
