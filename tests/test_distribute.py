@@ -268,6 +268,22 @@ def test_two_local_workers_train_the_weights_of_one(tmp_path: Path) -> None:
 
 
 @only_tensorflow
+def test_two_local_workers_stream_an_image_folder_each_decoding_its_share(tmp_path: Path):
+    from tests.conftest import write_image_folder
+
+    images = write_image_folder(tmp_path / "images", classes=3, per_class=30, size=12)
+    output = dltk(
+        tmp_path, "launch", "--workers", "2", "recipe", "cnn-image", *TINY,
+        "--data", f"images:{images}", "--set", "data.cache=none",
+        "--set", "export.enabled=false", "--set", "report.enabled=false",
+    )  # fmt: skip
+    assert "[worker 1] worker 1: trained 2 epochs" in output
+    (run_dir,) = (tmp_path / "runs" / "cnn-image").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["distribute"]["workers"] == 2 and metrics["data"]["sizes"]["train"] == 62
+
+
+@only_tensorflow
 def test_a_series_recipe_with_walk_forward_blocks_on_two_workers(tmp_path: Path) -> None:
     output = dltk(
         tmp_path, "launch", "--workers", "2", "recipe", "stock-forecast",

@@ -231,7 +231,7 @@ class TrainConfig:
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
     # The classical baselines fit on at most this many training rows (a seeded sample of a
     # larger training split); metrics.json gives each baseline's train_rows.
-    baseline_rows: int = 100_000
+    baseline_rows: int = 250_000
     verbose: int = 2
     # Back up weights and optimizer state every epoch (keras.callbacks.BackupAndRestore), so
     # a run killed mid-training and started again with the same command resumes.

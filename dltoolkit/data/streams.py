@@ -5,9 +5,12 @@ are decoded to. It has what the run loop asks of an array (``len``, ``shape``, r
 index, joining two of them) and, instead of the pixels, a tf.data pipeline: file names
 shuffled (seeded, every epoch), decoded and resized in parallel, batched and prefetched,
 so a split larger than memory trains as fast as the disk and the CPUs decode it.
-``data.cache`` keeps the decoded images after the first pass: ``memory``, ``disk`` (a
-tf.data cache file under ``data.cache_dir``), ``none``, or ``auto`` (memory when the
-split's decoded images take at most :data:`AUTO_CACHE_BYTES`, else none).
+``data.cache`` says what is kept of the decoded images: ``memory`` (the split decoded
+once, in parallel, into one array that training then reads like any array: the in-memory
+fast path behind the same interface), ``disk`` (a tf.data cache file under
+``data.cache_dir``, written on the first pass and read back after), ``none`` (decoded
+again every epoch), or ``auto`` (memory when the split's decoded images take at most
+:data:`AUTO_CACHE_BYTES`, else none).
 
 Images are decoded exactly as ``keras.utils.image_dataset_from_directory`` decodes them
 (``tf.io.decode_image``, bilinear ``tf.image.resize``), so a model trained on a folder
@@ -68,7 +71,8 @@ class ImageFiles:
         if cache not in CACHE_MODES[1:]:
             raise DataError(f"data.cache {cache!r} is unknown; expected one of {CACHE_MODES}.")
         self.cache = cache
-        self._decoded: Any = None  # the cached pipeline, built once and shared
+        self._decoded: Any = None  # the disk-cached pipeline, built once and shared
+        self._pixels: np.ndarray | None = None  # data.cache: memory, decoded once
 
     # --- What an array has ---
 
@@ -111,19 +115,22 @@ class ImageFiles:
         return image
 
     def _cached(self) -> Any:
-        """The decoded images in file order, cached as ``self.cache`` says; one pipeline
-        per object, so that everything reading it shares its cache."""
+        """The decoded images in file order through a tf.data cache file; one pipeline per
+        object, so that everything reading it shares the cache."""
         import tensorflow as tf
 
         if self._decoded is None:
             names = tf.data.Dataset.from_tensor_slices(self.files.astype(str))
             decoded = names.map(self.decode, num_parallel_calls=tf.data.AUTOTUNE)
-            if self.cache == "memory":
-                decoded = decoded.cache()
-            elif self.cache == "disk":
-                decoded = decoded.cache(str(disk_cache_file(self)))
-            self._decoded = decoded
+            self._decoded = decoded.cache(str(disk_cache_file(self)))
         return self._decoded
+
+    def in_memory(self) -> np.ndarray:
+        """``data.cache: memory``: the images decoded once (in parallel) into one array,
+        which training, validation and prediction then read like any array in memory."""
+        if self._pixels is None:
+            self._pixels = self.read()
+        return self._pixels
 
     def batches(
         self,
@@ -138,7 +145,11 @@ class ImageFiles:
         import tensorflow as tf
 
         extra = tuple(np.asarray(column) for column in columns)
-        if self.cache == "none":
+        if self.cache == "memory" and self._pixels is not None:
+            data = tf.data.Dataset.from_tensor_slices((self._pixels, *extra))
+            if shuffle_seed is not None:
+                data = data.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
+        elif self.cache != "disk":
             # Shuffle the names (small), then decode: no decoded image waits in a buffer.
             data = tf.data.Dataset.from_tensor_slices((self.files.astype(str), *extra))
             if shuffle_seed is not None:
@@ -151,8 +162,9 @@ class ImageFiles:
             parts = (self._cached(), *(tf.data.Dataset.from_tensor_slices(c) for c in extra))
             data = tf.data.Dataset.zip(parts)
             if shuffle_seed is not None:
-                buffer = self.shuffle_buffer() if self.cache == "disk" else len(self)
-                data = data.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+                data = data.shuffle(
+                    self.shuffle_buffer(), seed=shuffle_seed, reshuffle_each_iteration=True
+                )
         if not extra:
             data = data.map(lambda image: image)
         return data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
@@ -191,6 +203,15 @@ class ImageFiles:
 def is_streamed(x: Any) -> bool:
     """Whether ``x`` is read from disk a batch at a time (not an array in memory)."""
     return isinstance(x, ImageFiles)
+
+
+def as_input(x: Any) -> Any:
+    """What a fit or a prediction reads: streamed images, or the decoded array of images
+    kept in memory (``data.cache: memory``), or ``x`` itself (an array)."""
+    if is_streamed(x) and x.cache == "memory":
+        with naming_bad_files(x):
+            return x.in_memory()
+    return x
 
 
 def concatenate(first: Any, second: Any) -> Any:

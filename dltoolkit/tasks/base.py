@@ -341,8 +341,9 @@ def flat(x: np.ndarray) -> np.ndarray:
 
 
 # The baselines' training sample holds at most this many bytes of decoded inputs (besides
-# train.baseline_rows): 1 GiB is ~9,700 images of 96x96 RGB.
-BASELINE_BYTES = 1 << 30
+# train.baseline_rows): 256 MiB is ~2,400 images of 96x96 RGB, or 2 million rows of 30
+# numbers, so a large image folder's baselines cost a bounded amount of memory.
+BASELINE_BYTES = 256 << 20
 
 
 def fit_baseline(
