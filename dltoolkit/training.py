@@ -271,10 +271,13 @@ def fit(
         if config.train.backup:
             # After the guard: a non-finite loss stops the run before this epoch is saved.
             extra.append(AtomicBackupAndRestore(backup, saved=callback_list))
+        # Validation arrays beside a streamed training split: the configured batch size.
+        batching = {} if is_streamed(x_val) else {"validation_batch_size": config.train.batch_size}
         with naming_bad_files(x_train, x_val):
             history = model.fit(
                 **fit_inputs(config, x_train, y_train, class_weight),
                 validation_data=validation_inputs(config, x_val, y_val),
+                **batching,
                 epochs=initial_epoch + config.train.epochs,
                 initial_epoch=initial_epoch,
                 callbacks=[*callback_list, *extra],

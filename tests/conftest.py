@@ -99,3 +99,17 @@ def write_image_folder(root: Path, classes: int = 3, per_class: int = 10, size: 
             pixels = rng.integers(0, 60, (size, size, 3)) + 90 * label
             Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{index}.png")
     return root
+
+
+# Module-scoped runs that several tests read: each is trained once per pytest-xdist worker
+# that runs one of its tests, so their tests are kept on one worker (``--dist loadgroup``
+# in tests/all-backends.sh) and each run is trained once.
+SHARED_RUNS = ("segmentation_run", "csv_run", "binary_run", "anomaly_run")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group the tests of each shared module-scoped run onto one xdist worker."""
+    for item in items:
+        for name in SHARED_RUNS:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(name))

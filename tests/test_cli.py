@@ -213,13 +213,15 @@ def test_run_on_an_image_folder(workdir: Path):
         "recipe", "cnn-image", *TINY,
         "--data", f"images:{folder}",
         "--set", "export.model_name=shapes",
+        "--set", "train.baseline_rows=7",
         "--seed", "1",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     (run_dir,) = (workdir / "runs" / "cnn-image").iterdir()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["data"]["class_names"] == ["class_0", "class_1", "class_2"]
-    assert metrics["data"]["input_shape"] == [12, 12, 3]
+    assert metrics["data"]["input_shape"] == [12, 12, 3]  # the images' own size
+    assert [b["train_rows"] for b in metrics["baselines"]] == [7]  # a bounded sample
     assert metrics["seed"] == 1
     assert (workdir / "saved_models" / "shapes" / "1" / "saved_model.pb").is_file()
     result = invoke("predict", str(run_dir), "--data", f"images:{folder}", "--output", "p.csv")

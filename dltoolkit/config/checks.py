@@ -44,7 +44,8 @@ def _check_fine_tune(config: RunConfig) -> None:
         fail("train.fine_tune.head_epochs", tune.head_epochs, "a positive integer or null")
     if not tune.head_learning_rate > 0:
         fail("train.fine_tune.head_learning_rate", tune.head_learning_rate, "a positive number")
-    if tune.unfreeze != "all" and not (isinstance(tune.unfreeze, int) and tune.unfreeze >= 0):
+    count = isinstance(tune.unfreeze, int) and not isinstance(tune.unfreeze, bool)
+    if tune.unfreeze != "all" and not (count and tune.unfreeze >= 0):
         fail("train.fine_tune.unfreeze", tune.unfreeze, "'all' or a number of layers >= 0")
     changed = tune.head_epochs is not None or tune.unfreeze != "all"
     if changed and "backbone" not in config.model:

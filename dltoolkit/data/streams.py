@@ -173,7 +173,7 @@ class ImageFiles:
         """Images a shuffle of decoded images holds: all of them, up to
         :data:`SHUFFLE_BUFFER_BYTES`."""
         per_image = max(1, self.decoded_bytes() // max(1, len(self)))
-        return int(min(len(self), max(1024, SHUFFLE_BUFFER_BYTES // per_image)))
+        return int(min(len(self), max(64, SHUFFLE_BUFFER_BYTES // per_image)))
 
     # --- Decoded arrays, a bounded number of rows at a time ---
 
@@ -181,6 +181,8 @@ class ImageFiles:
         """The images at ``rows`` (all of them by default) decoded into one float32 array;
         a file that cannot be decoded is named."""
         subset = self if rows is None else self[rows]
+        if rows is not None and subset.cache == "disk":
+            subset.cache = "none"  # a sample or chunk is read once: no cache file of its own
         with naming_bad_files(subset):
             parts = [np.asarray(batch) for batch in subset.batches(256)]
         if not parts:
@@ -257,12 +259,19 @@ class naming_bad_files:
 
         if not isinstance(error, tf.errors.InvalidArgumentError | tf.errors.NotFoundError):
             return False
+        if not any(word in (error.message or "") for word in _DECODING_WORDS):
+            return False  # not a file that failed to read or decode
         bad = next(filter(None, map(first_undecodable, self.streamed)), None)
         if bad is None:
             return False
         raise DataError(
             f"image file {bad[0]!r} cannot be decoded ({bad[1]}); remove or replace it."
         ) from None
+
+
+# Words of TensorFlow's messages for a file that cannot be read or decoded.
+_DECODING_WORDS = ("Decode", "decode", "image", "Image", "PNG", "JPEG", "GIF", "BMP",
+                   "ReadFile", "No such file", "NotFound")  # fmt: skip
 
 
 def first_undecodable(images: ImageFiles) -> tuple[str, str] | None:
@@ -288,12 +297,16 @@ def tf_reason(error: Any) -> str:
 
 def disk_cache_file(images: ImageFiles) -> Path:
     """The tf.data cache prefix of ``images``: named by a digest of the files, their size
-    and channels, so the same split decoded the same way reuses it. A lock left by a pass
-    that was killed before it finished is removed (tf.data refuses to start otherwise)."""
+    and channels (and each file's resolved path, size and modification time), so the same
+    split decoded the same way reuses it and a replaced file is decoded again. A lock left
+    by a pass that was killed before it finished is removed (tf.data refuses to start
+    otherwise), so two runs must not fill the same cache at the same time."""
     digest = hashlib.sha256()
-    for part in (*images.files, repr(images.size), str(images.channels)):
-        digest.update(str(part).encode())
-        digest.update(b"\0")
+    for file in images.files:  # where, how large and how recent: a replaced file changes it
+        path = Path(file).resolve()
+        stat = path.stat()
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    digest.update(f"{images.size}\0{images.channels}".encode())
     folder = images.cache_dir or default_cache_dir()
     prefix = Path(folder) / f"images-{digest.hexdigest()[:16]}"
     if not Path(f"{prefix}.index").exists():

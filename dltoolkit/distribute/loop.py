@@ -102,9 +102,11 @@ def fit_in_loop(
 def worker_shard(arrays: tuple, placement: Placement, batch_size: int, seed: int | None) -> Any:
     """This worker's share of streamed examples ``arrays`` (images, then labels and
     weights): every ``workers``-th file from its index on, so each worker decodes only its
-    own images, in batches of ``batch_size / workers`` (together one global batch). The
-    last ``rows % workers`` rows are left out (at most workers - 1 an epoch) so every
-    worker takes the same number of steps."""
+    own images. Its batches are of the global ``batch_size``: with auto-sharding off,
+    tf.distribute splits each worker's batch over every replica of the cluster, so one
+    step takes batch_size / workers rows from each worker (one global batch in all) and an
+    epoch takes rows / batch_size steps. The last ``rows % workers`` rows are left out (at
+    most workers - 1 an epoch) so every worker takes the same number of steps."""
     import tensorflow as tf
 
     images, *columns = arrays
@@ -112,12 +114,7 @@ def worker_shard(arrays: tuple, placement: Placement, batch_size: int, seed: int
     keep = len(images) - len(images) % workers
     rows = np.arange(index, keep, workers)
     local = images[rows]
-    if seed is not None and local.cache == "memory":
-        # Training builds this pipeline anew every epoch (seed + epoch): nothing to keep.
-        local.cache = "none"
-    data = local.batches(
-        max(1, batch_size // workers), *(np.asarray(c)[rows] for c in columns), shuffle_seed=seed
-    )
+    data = local.batches(batch_size, *(np.asarray(c)[rows] for c in columns), shuffle_seed=seed)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return data.with_options(options)

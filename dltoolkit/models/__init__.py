@@ -77,9 +77,12 @@ __all__ = [
 
 def _register_hub_layers(path: Path) -> None:
     """Import keras-hub (which registers its layers) when the model holds some of them."""
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        config = archive.read("config.json") if "config.json" in names else b""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            config = archive.read("config.json") if "config.json" in names else b""
+    except (OSError, zipfile.BadZipFile):
+        return  # load_model names what is wrong with the file
     if b"keras_hub" in config:
         try:
             import keras_hub  # noqa: F401

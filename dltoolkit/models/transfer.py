@@ -40,7 +40,7 @@ BACKBONE_KINDS = ("hub", "applications", "run")
 _APPLICATION_MODES = {
     "ResNet": "caffe", "VGG": "caffe", "ResNetV2": "tf", "MobileNet": "tf",
     "Inception": "tf", "Xception": "tf", "NASNet": "tf", "DenseNet": "torch",
-    "EfficientNet": None, "ConvNeXt": None, "RegNet": None,
+    "EfficientNet": None, "ConvNeXt": None, "RegNet": None, "MobileNetV3": None,
 }  # fmt: skip
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406]) * 255.0
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225]) * 255.0
@@ -142,6 +142,11 @@ def set_trainable(backbone: keras.Model, unfreeze: int | str) -> int:
         layer.trainable = False
     for layer in weighted[len(weighted) - count :]:
         layer.trainable = True
+    # Making a composite layer (a keras-hub block) trainable makes its sublayers so: its
+    # BatchNormalization layers are frozen again, wherever they sit.
+    for layer in backbone._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
     return count
 
 

@@ -13,6 +13,7 @@ import keras
 
 from dltoolkit import distribute, training
 from dltoolkit.config import RunConfig
+from dltoolkit.errors import ConfigError
 from dltoolkit.models import backbone_of, set_trainable
 from dltoolkit.training import Fitted
 
@@ -30,6 +31,12 @@ def fit_in_phases(
     config = task.config
     tune = config.train.fine_tune
     backbone = backbone_of(model)
+    if tune.head_epochs is not None and distribute.current().in_loop:
+        raise ConfigError(
+            f"train.fine_tune.head_epochs under distribute.strategy="
+            f"{config.distribute.strategy} is not supported (its training loop runs one "
+            "phase); set train.fine_tune.head_epochs=null, or train on one machine."
+        )
     if tune.head_epochs is None:
         unfrozen = set_trainable(backbone, tune.unfreeze)
         echo(f"fine-tuning {unfrozen} backbone layers with the head, {config.train.epochs} epochs")
@@ -46,9 +53,12 @@ def fit_in_phases(
     recompile(task, model, head, data)
     echo(f"phase 1: the new head alone for {tune.head_epochs} epochs (backbone frozen)")
     first = fit_phase(task, model, head, data, run_dir, verbose, echo)
-    done = len(first.history["loss"])
+    training.drop_backups(head)
+    # The head's epochs (the CSV log read back may hold a resumed run's later ones too).
+    done = min(len(first.history["loss"]), tune.head_epochs)
     unfrozen = set_trainable(backbone, tune.unfreeze)
     if not unfrozen:
+        echo("train.fine_tune.unfreeze is 0: the head's phase is the whole training")
         return first
     recompile(task, first.model, config, data)
     echo(

@@ -127,7 +127,8 @@ class SupervisedTask(Task):
         on a seeded sample of them, :func:`adaptation_sample`; tables are standardised by
         their FeatureSpace), so the exported model takes raw inputs."""
         preprocessing = None
-        if data.feature_space is None:
+        # A pretrained backbone brings its own preprocessing (model.backbone).
+        if data.feature_space is None and "backbone" not in self.config.model:
             preprocessing = keras.layers.Normalization(
                 axis=-1, dtype="float32", name="normalization"
             )
