@@ -145,12 +145,10 @@ class ImageFiles:
         import tensorflow as tf
 
         extra = tuple(np.asarray(column) for column in columns)
-        if self.cache == "memory" and self._pixels is not None:
-            data = tf.data.Dataset.from_tensor_slices((self._pixels, *extra))
-            if shuffle_seed is not None:
-                data = data.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
-        elif self.cache != "disk":
+        if self.cache != "disk":
             # Shuffle the names (small), then decode: no decoded image waits in a buffer.
+            # (A split kept in memory is read as its array, see as_input; one that is read
+            # here, to fill that array, decodes like an uncached one.)
             data = tf.data.Dataset.from_tensor_slices((self.files.astype(str), *extra))
             if shuffle_seed is not None:
                 data = data.shuffle(len(self), seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -193,13 +191,20 @@ class ImageFiles:
         """At most ``rows`` images drawn without replacement (seeded), decoded."""
         if len(self) <= rows:
             return self.read()
-        chosen = np.sort(np.random.default_rng(seed).choice(len(self), rows, replace=False))
-        return self.read(chosen)
+        return self.read(seeded_rows(len(self), rows, seed))
 
     def chunks(self, rows: int) -> Iterator[np.ndarray]:
         """The decoded images in file order, ``rows`` at a time."""
         for start in range(0, len(self), rows):
             yield self.read(np.arange(start, min(start + rows, len(self))))
+
+
+def seeded_rows(count: int, rows: int, seed: int) -> np.ndarray:
+    """``rows`` of ``count`` row indices drawn without replacement from ``seed``, sorted
+    (all of them, in order, where ``count <= rows``)."""
+    if count <= rows:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, rows, replace=False))
 
 
 def is_streamed(x: Any) -> bool:
@@ -229,7 +234,7 @@ def decoded_rows(x: Any, rows: int, seed: int) -> np.ndarray:
         return x.sample(rows, seed)
     if len(x) <= rows:
         return np.asarray(x)
-    return np.asarray(x)[np.sort(np.random.default_rng(seed).choice(len(x), rows, replace=False))]
+    return np.asarray(x)[seeded_rows(len(x), rows, seed)]
 
 
 def array_chunks(x: Any, rows: int) -> Iterator[np.ndarray]:

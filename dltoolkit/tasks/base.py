@@ -23,12 +23,17 @@ import numpy as np
 
 from dltoolkit import distribute, training
 from dltoolkit.config import RunConfig
-from dltoolkit.data.streams import array_chunks, decoded_rows, is_streamed, naming_bad_files
+from dltoolkit.data.streams import (
+    array_chunks,
+    decoded_rows,
+    is_streamed,
+    naming_bad_files,
+    seeded_rows,
+)
 from dltoolkit.errors import ConfigError
 from dltoolkit.models import backbone_of, set_trainable
 from dltoolkit.report.figures import Figure
 from dltoolkit.runs import higher_is_better
-from dltoolkit.tasks import fine_tune
 from dltoolkit.tasks.fine_tune import fit_in_phases
 from dltoolkit.training import Fitted
 
@@ -160,9 +165,17 @@ class Task:
         """The network built and compiled in the active strategy's scope."""
         with distribute.current().scope():
             model = self.build(data)
-            steps = training.steps_per_epoch(self.config, len(data.x_train))
-            training.compile_model(model, self.config, self.loss(), self.metrics(), steps)
+        self.compile(model, data)
         return model
+
+    def compile(self, model: keras.Model, data: Any, config: RunConfig | None = None) -> None:
+        """Compile ``model`` (again, after its trainable layers changed) with the task's loss
+        and metrics and ``config``'s optimizer (the run's by default), in the active
+        strategy's scope."""
+        config = config or self.config
+        with distribute.current().scope():
+            steps = training.steps_per_epoch(config, len(data.x_train))
+            training.compile_model(model, config, self.loss(), self.metrics(), steps)
 
     def fit_arrays(self, data: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(x_train, y_train, x_val, y_val)`` that ``model.fit`` trains and validates on."""
@@ -211,7 +224,7 @@ class Task:
         backbone = backbone_of(model)
         if backbone is not None:  # a trial trains in one phase, unfrozen as configured
             set_trainable(backbone, self.config.train.fine_tune.unfreeze)
-            fine_tune.recompile(self, model, self.config, data)
+            self.compile(model, data)
         with naming_bad_files(x_train, x_val):
             return model.fit(
                 **training.fit_inputs(self.config, x_train, y_train, self.class_weights(data)),
@@ -378,7 +391,7 @@ def sample_rows(y: np.ndarray | None, rows: int, limit: int, seed: int) -> np.nd
             return np.sort(chosen)
         except ValueError:  # a class too rare to stratify: a plain random sample
             pass
-    return np.sort(np.random.default_rng(seed).choice(rows, limit, replace=False))
+    return seeded_rows(rows, limit, seed)
 
 
 def outputs_of(function: Callable[[np.ndarray], np.ndarray], x: Any) -> np.ndarray:

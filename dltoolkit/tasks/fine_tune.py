@@ -40,7 +40,7 @@ def fit_in_phases(
     if tune.head_epochs is None:
         unfrozen = set_trainable(backbone, tune.unfreeze)
         echo(f"fine-tuning {unfrozen} backbone layers with the head, {config.train.epochs} epochs")
-        recompile(task, model, config, data)
+        task.compile(model, data, config)
         return fit_phase(task, model, config, data, run_dir, verbose, echo)
 
     head = dataclasses.replace(
@@ -50,7 +50,7 @@ def fit_in_phases(
         ),
     )
     backbone.trainable = False
-    recompile(task, model, head, data)
+    task.compile(model, data, head)
     echo(f"phase 1: the new head alone for {tune.head_epochs} epochs (backbone frozen)")
     first = fit_phase(task, model, head, data, run_dir, verbose, echo)
     training.drop_backups(head)
@@ -60,7 +60,7 @@ def fit_in_phases(
     if not unfrozen:
         echo("train.fine_tune.unfreeze is 0: the head's phase is the whole training")
         return first
-    recompile(task, first.model, config, data)
+    task.compile(first.model, data, config)
     echo(
         f"phase 2: {unfrozen} backbone layers unfrozen, {config.train.epochs} epochs at "
         f"learning rate {config.train.learning_rate:g}"
@@ -79,14 +79,6 @@ def fit_in_phases(
         second.examples,
         first.epoch_seconds + second.epoch_seconds,
     )
-
-
-def recompile(task: Any, model: keras.Model, config: RunConfig, data: Any) -> None:
-    """Compile ``model`` again (after its trainable layers changed) with ``config``'s
-    optimizer and learning rate, in the active strategy's scope."""
-    with distribute.current().scope():
-        steps = training.steps_per_epoch(config, len(data.x_train))
-        training.compile_model(model, config, task.loss(), task.metrics(), steps)
 
 
 def fit_phase(

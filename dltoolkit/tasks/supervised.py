@@ -16,7 +16,7 @@ from dltoolkit import features, training
 from dltoolkit.config import RunConfig, fail
 from dltoolkit.data import ArraySplits, load_dataset
 from dltoolkit.data.sources import is_table
-from dltoolkit.data.streams import is_streamed, naming_bad_files
+from dltoolkit.data.streams import as_input, is_streamed, naming_bad_files, seeded_rows
 from dltoolkit.errors import ConfigError
 from dltoolkit.interpret import permutation_importance
 from dltoolkit.report import save_test_outputs
@@ -231,12 +231,13 @@ ADAPT_IMAGES = 10_000
 def adaptation_sample(x: Any, seed: int) -> Any:
     """What the input Normalization adapts on: an array in memory whole; streamed images
     as batches of a seeded sample of at most :data:`ADAPT_IMAGES` (read once, never held
-    in memory together)."""
+    in memory together); images kept in memory (``data.cache: memory``) as the same sample
+    of their one decoded array, which training then reads without decoding again."""
     if not is_streamed(x):
         return x
-    rows = np.arange(len(x))
-    if len(x) > ADAPT_IMAGES:
-        rows = np.sort(np.random.default_rng(seed).choice(len(x), ADAPT_IMAGES, replace=False))
+    rows = seeded_rows(len(x), ADAPT_IMAGES, seed)
+    if x.cache == "memory":
+        return as_input(x)[rows]
     sample = x[rows]
     sample.cache = "none"
     return sample.batches(256)
