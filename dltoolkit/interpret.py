@@ -30,7 +30,8 @@ def permutation_importance(
 
     Args:
         model: the trained network, taking the FeatureSpace's encoding.
-        data: the run's ArraySplits of a table (raw test frame in ``data.table.test``).
+        data: the run's ArraySplits of a table (raw test frame in ``data.table.test``: the
+            test split, or a bounded sample of it where the table streamed from disk).
         score_of: the score (named ``name``) of the model's outputs on the test rows.
         name: the score's name; whether higher is better follows from it.
         repeats: shuffles per column.
@@ -47,7 +48,11 @@ def permutation_importance(
     def score(x: np.ndarray) -> float:
         return float(score_of(predict_outputs(model, x, batch_size)))
 
-    base = score(data.x_test)
+    base = score(
+        features.encode(space, table.test, table.numeric, table.categorical)
+        if table.sampled
+        else data.x_test
+    )
     rng = np.random.default_rng(seed)
     results = []
     for column in [*table.numeric, *table.categorical]:

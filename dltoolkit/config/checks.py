@@ -81,6 +81,8 @@ def check_values(config: RunConfig) -> None:
         fail("data.cache", data.cache, "one of " + ", ".join(CACHE_MODES))
     if data.split not in SPLITS:
         fail("data.split", data.split, "one of " + ", ".join(SPLITS))
+    if data.split_key is not None and data.split == "time":
+        fail("data.split_key", data.split_key, "null with data.split=time (time orders rows)")
     if data.missing not in ("error", "median"):
         fail("data.missing", data.missing, "'error' or 'median'")
     train = config.train

@@ -70,7 +70,10 @@ class DataConfig:
     color_mode: str = "rgb"
     # Streamed images: keep the decoded images after their first pass, in "memory", on
     # "disk" (a tf.data cache file under cache_dir), or "none"; "auto": memory for a split
-    # whose decoded images take at most 1 GiB, else none.
+    # whose decoded images take at most 1 GiB, else none. csv/parquet tables: "memory"
+    # reads the table whole; "disk" streams it, encoded once into files kept under
+    # cache_dir for later runs; "none" streams it through files removed at exit; "auto":
+    # memory up to 512 MiB of files, else disk.
     cache: str = "auto"
     # data.cache: disk: the folder of cache files (null: $XDG_CACHE_HOME/dltoolkit/data,
     # ~/.cache/dltoolkit/data by default).
@@ -83,6 +86,9 @@ class DataConfig:
     categorical: list[str] | None = None
     time_column: str | None = None
     split: str = "stratified"
+    # Tables streamed from disk: rows are split by a hash of this column's value (all rows
+    # of one customer or account in one split) instead of by row number.
+    split_key: str | None = None
     missing: str = "error"
     # Tables: K-fold cross-validation of the model and baselines before the main run.
     folds: int | None = None

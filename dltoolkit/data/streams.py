@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from dltoolkit.config.schema import CACHE_MODES
+from dltoolkit.data.rows import EncodedRows
 from dltoolkit.errors import DataError
 
 # data.cache: auto keeps a split's decoded images in memory up to this size.
@@ -208,8 +209,9 @@ def seeded_rows(count: int, rows: int, seed: int) -> np.ndarray:
 
 
 def is_streamed(x: Any) -> bool:
-    """Whether ``x`` is read from disk a batch at a time (not an array in memory)."""
-    return isinstance(x, ImageFiles)
+    """Whether ``x`` is read from disk a batch at a time (not an array in memory): image
+    files, or the encoded rows of a large table."""
+    return isinstance(x, ImageFiles | EncodedRows)
 
 
 def as_input(x: Any) -> Any:
@@ -252,7 +254,7 @@ class naming_bad_files:
     (arrays among them are skipped)."""
 
     def __init__(self, *examples: Any):
-        self.streamed = [x for x in examples if is_streamed(x)]
+        self.streamed = [x for x in examples if isinstance(x, ImageFiles)]
 
     def __enter__(self) -> naming_bad_files:
         return self

@@ -55,6 +55,9 @@ class TableSplits:
     class_names: list[str]
     source: str
     medians: dict[str, float] = field(default_factory=dict)
+    # True where the frames are bounded samples of the splits (a table streamed from disk,
+    # whose y_* are then the samples' labels).
+    sampled: bool = False
 
     def sizes(self) -> dict[str, int]:
         """Number of rows per split."""
@@ -68,13 +71,32 @@ class TableSplits:
 # === Reading ===
 
 
-def read_frame(kind: str, location: str) -> pd.DataFrame:
-    """Read ``csv:PATH`` or ``parquet:PATH`` into a DataFrame, one-line errors on failure."""
+def part_files(kind: str, location: str) -> list[Path]:
+    """The file ``location``, or the ``*.csv`` / ``*.parquet`` part files of a folder in
+    name order; a one-line error where there is none."""
     path = Path(location)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix == f".{kind}" and p.is_file())
+        if not files:
+            raise DataError(
+                f"{kind} folder {location!r} holds no *.{kind} part files; pass a file or "
+                f"a folder of them (--data {kind}:PATH)."
+            )
+        return files
     if not path.is_file():
         raise DataError(f"{kind} file {location!r} does not exist; pass --data {kind}:PATH.")
+    return [path]
+
+
+def read_frame(kind: str, location: str) -> pd.DataFrame:
+    """Read ``csv:PATH`` or ``parquet:PATH`` (a file, or a folder of part files, joined in
+    name order) into a DataFrame, one-line errors on failure."""
+    files = part_files(kind, location)
+    if len(files) > 1:
+        return pd.concat([read_frame(kind, str(file)) for file in files], ignore_index=True)
+    path = files[0]
     if path.stat().st_size == 0:
-        raise DataError(f"{kind} file {location!r} is empty; it needs a header and rows.")
+        raise DataError(f"{kind} file {str(path)!r} is empty; it needs a header and rows.")
     try:
         if kind == "csv":
             frame = pd.read_csv(path, skipinitialspace=True)
@@ -260,7 +282,7 @@ def split_table(
         labels = frame[table.label]
         y, class_names = _class_indices(labels, source, table.label)
         if config.positive_class is not None:
-            y, class_names = _positive_last(y, class_names, config.positive_class, source)
+            y, class_names = positive_last(y, class_names, config.positive_class, source)
     else:
         labels = frame[table.label]
         y = pd.to_numeric(labels, errors="coerce").to_numpy(np.float64)
@@ -354,7 +376,7 @@ def _fold(
     return indices[rest], indices[test]
 
 
-def _positive_last(
+def positive_last(
     y: np.ndarray, class_names: list[str], positive: str, source: str
 ) -> tuple[np.ndarray, list[str]]:
     """Make ``positive`` class 1 of a two-class label."""

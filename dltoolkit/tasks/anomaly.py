@@ -17,6 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from dltoolkit import streamed_tables
 from dltoolkit.config import RunConfig
 from dltoolkit.data import ArraySplits
 from dltoolkit.errors import ConfigError, DataError
@@ -45,6 +46,11 @@ class AnomalyTask(Thresholded):
                 f"task anomaly needs model.builder 'autoencoder', received "
                 f"{config.model.get('builder')!r}. Set model.builder=autoencoder."
             )
+
+    def load_data(self, saved_features: Path | None = None) -> ArraySplits:
+        """The table, in memory: the autoencoder's inputs are also its targets."""
+        streamed_tables.refuse(self.config.data, "task anomaly")
+        return super().load_data(saved_features)
 
     def head(self, data: ArraySplits) -> dict[str, Any]:
         """No output head (the autoencoder reconstructs its input); labels must be 0/1."""

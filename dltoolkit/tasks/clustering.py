@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from dltoolkit import distribute, features, training
+from dltoolkit import distribute, features, streamed_tables, training
 from dltoolkit.config import RunConfig, fail
 from dltoolkit.data import ArraySplits
 from dltoolkit.data.sources import is_table
@@ -115,6 +115,7 @@ class ClusteringTask(Task):
                 f"task 'clustering' needs a table (csv:PATH, parquet:PATH or a builtin table), "
                 f"received data source {config.data.source!r}."
             )
+        streamed_tables.refuse(config.data, "task clustering")
         data = features.load_table_dataset(
             config.data, config.seed, False, saved_features, labelled=False
         )

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 
-from dltoolkit import features, training
+from dltoolkit import features, streamed_tables, training
 from dltoolkit.config import RunConfig, fail
 from dltoolkit.data import ArraySplits, load_dataset
 from dltoolkit.data.sources import is_table
@@ -57,6 +57,12 @@ class SupervisedTask(Task):
         """Load and split the configured data; tables are encoded by a FeatureSpace adapted
         on the training split (or the one saved in ``saved_features``)."""
         config = self.config
+        if streamed_tables.streams(config.data):
+            if config.data.folds:
+                streamed_tables.refuse(config.data, "data.folds (cross-validation)")
+            return streamed_tables.load_streamed_table(
+                config.data, config.seed, self.classes, saved_features
+            )
         if is_table(config.data.source):
             return features.load_table_dataset(
                 config.data, config.seed, self.classes, saved_features
@@ -203,9 +209,12 @@ class SupervisedTask(Task):
         if data.table is not None and repeats:
             decision = evaluation.decision or {}
             headline = self.headline
+            table = data.table
+            # A streamed table: a bounded sample of its test rows.
+            y = table.y_test if table.sampled else data.y_test
 
             def score_of(outputs: np.ndarray) -> float:
-                return self.scores(data.y_test, outputs, decision)[headline]
+                return self.scores(y, outputs, decision)[headline]
 
             found["permutation_importance"] = permutation_importance(
                 evaluation.model,

@@ -1,0 +1,487 @@
+"""Tables larger than memory: ``csv:PATH`` and ``parquet:PATH`` read in chunks, split
+without a shuffle in memory, encoded once into float32 files, streamed into training.
+
+Two passes over the file (or the folder of part files), a chunk of :data:`CHUNK_ROWS`
+rows at a time:
+
+1. Every chunk is checked as a table in memory is (a bad value is named with its file and
+   row), its class labels collected, and a bounded uniform sample of rows kept (the
+   :data:`SAMPLE_ROWS` rows of smallest hash of their row number: the same rows whatever
+   the chunk size). Each row's split follows from a hash of its row number (or of
+   ``data.split_key``, so that all rows of one customer fall in one split) and the seed:
+   a row is test, validation or training with the configured probabilities, so the
+   splits are exact in expectation (``stratified`` keeps each class's share in
+   expectation too). A ``time`` split puts rows up to a cut-off in training, the next ones
+   in validation, the newest in test; the cut-offs are the quantiles of the time column
+   in the sample (within about 0.1% of the fractions asked for).
+2. The FeatureSpace is adapted on the sample's training rows (missing numbers filled
+   with their medians), then every chunk is encoded and appended to its split's file.
+
+The files, the labels and the adapted FeatureSpace are kept in the cache folder under a
+name digesting the files (path, size, modification time), the data settings and the
+seed, so a later run or search trial on the same data and split reads them again
+without the passes (``data.cache: disk``, and ``auto`` for a large table); with
+``data.cache: none`` they are removed when the process ends. Labels stay in memory (8
+bytes a row), as do a bounded sample of raw test rows (for permutation importance) and
+of training rows.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dltoolkit import features
+from dltoolkit.config import DataConfig
+from dltoolkit.data.arrays import ArraySplits
+from dltoolkit.data.rows import EncodedRows
+from dltoolkit.data.sources import parse_source
+from dltoolkit.data.streams import default_cache_dir, writable_cache_dir
+from dltoolkit.data.tabular import (
+    TableSplits,
+    first_row,
+    part_files,
+    positive_last,
+    table_from_frame,
+)
+from dltoolkit.errors import ConfigError, DataError
+
+# A csv/parquet table larger than this on disk streams under data.cache: auto.
+AUTO_STREAM_BYTES = 512 << 20
+CHUNK_ROWS = 100_000
+# The uniform sample of rows the FeatureSpace adapts on (its training rows).
+SAMPLE_ROWS = 200_000
+# Raw test rows kept for permutation importance.
+TEST_SAMPLE_ROWS = 20_000
+SPLITS = ("train", "validation", "test")
+FORMAT = 1  # of the cached files; a change makes new ones
+
+
+def streams(config: DataConfig) -> bool:
+    """Whether ``config.source`` is a csv/parquet table read in chunks: ``data.cache``
+    ``disk`` or ``none``, or ``auto`` for files larger than :data:`AUTO_STREAM_BYTES`
+    (builtin tables and ``memory`` are read whole)."""
+    kind, location = parse_source(config.source)
+    if kind not in ("csv", "parquet") or config.cache == "memory":
+        return False
+    if config.cache == "auto":
+        files = part_files(kind, location)
+        return sum(file.stat().st_size for file in files) > AUTO_STREAM_BYTES
+    return True
+
+
+def refuse(config: DataConfig, why: str) -> None:
+    """One line for a setting that needs the table in memory."""
+    if streams(config):
+        raise ConfigError(
+            f"{why} needs the table in memory; data source {config.source!r} streams "
+            f"(data.cache: {config.cache}). Set data.cache=memory (if it fits) or drop it."
+        )
+
+
+def chunks(
+    kind: str, files: list[Path], text_columns: list[str], rows: int = CHUNK_ROWS
+) -> Iterator[tuple[Path, pd.DataFrame]]:
+    """``(file, chunk)`` for every chunk of every file, each chunk's index numbering its
+    rows in its file from 0 (so errors name the file's row); ``text_columns`` are read
+    as text."""
+    for file in files:
+        if file.stat().st_size == 0:
+            raise DataError(f"{kind} file {str(file)!r} is empty; it needs a header and rows.")
+        try:
+            if kind == "csv":
+                types = dict.fromkeys(text_columns, str)
+                reader = pd.read_csv(file, skipinitialspace=True, chunksize=rows, dtype=types)
+                yield from ((file, chunk) for chunk in reader)
+            else:
+                yield from ((file, chunk) for chunk in _parquet_chunks(file, rows))
+        except (ValueError, OSError, pd.errors.ParserError) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise DataError(
+                f"{kind} file {str(file)!r} could not be read: {first or type(error).__name__}"
+            ) from None
+
+
+def _parquet_chunks(file: Path, rows: int) -> Iterator[pd.DataFrame]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        hint = 'pip install "dltoolkit[parquet]"'
+        raise DataError(f"reading parquet needs pyarrow; install it with: {hint}") from None
+    start = 0
+    for batch in pq.ParquetFile(file).iter_batches(batch_size=rows):
+        frame = batch.to_pandas()
+        frame.index = pd.RangeIndex(start, start + len(frame))
+        start += len(frame)
+        yield frame
+
+
+def unit_hash(values: np.ndarray, seed: int) -> np.ndarray:
+    """A deterministic hash of unsigned 64-bit ``values`` and ``seed`` (splitmix64),
+    uniform in [0, 1)."""
+    with np.errstate(over="ignore"):
+        z = values.astype(np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15) % (1 << 64))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+@dataclasses.dataclass
+class _Scan:
+    """What the first pass learns."""
+
+    numeric: list[str]
+    categorical: list[str]
+    label: str
+    time_column: str | None
+    labels: set[str]
+    rows: int
+    missing_columns: set[str]
+    sample: pd.DataFrame  # raw rows with _u (split hash), _t (time), _v (sample hash)
+
+
+class _Reader:
+    """The chunks of one table, checked as a table in memory is."""
+
+    def __init__(self, config: DataConfig, seed: int, classes: bool):
+        self.config, self.seed, self.classes = config, seed, classes
+        self.kind, location = parse_source(config.source)
+        self.files = part_files(self.kind, location)
+        self.checked = config  # with the column kinds the first chunk settled
+        self.text_columns: list[str] = []
+
+    def __iter__(self) -> Iterator[tuple[Any, pd.DataFrame, np.ndarray, np.ndarray]]:
+        """``(table, frame, u, t)`` of every chunk: the checked table, its feature rows,
+        each row's split hash and time value (NaN without a time split)."""
+        start = 0
+        for file, chunk in chunks(self.kind, self.files, self.text_columns):
+            source = f"{self.kind}:{file}"
+            table = table_from_frame(chunk, source, self.checked)
+            if self.checked is self.config:
+                self.checked = dataclasses.replace(self.config, categorical=table.categorical)
+                self.text_columns = table.categorical
+            if self.config.split_key is not None:
+                if self.config.split_key not in chunk.columns:
+                    raise DataError(
+                        f"data source {source!r} has no column {self.config.split_key!r} "
+                        "(data.split_key); name a column that identifies related rows."
+                    )
+                keys = pd.util.hash_pandas_object(chunk[self.config.split_key], index=False)
+                u = unit_hash(keys.to_numpy(np.uint64), self.seed)
+            else:
+                u = unit_hash(np.arange(start, start + len(chunk), dtype=np.uint64), self.seed)
+            t = np.full(len(chunk), np.nan)
+            if self.config.split == "time" and table.time_column is not None:
+                t = _time_values(chunk[table.time_column], source, table.time_column)
+            elif self.config.split == "time":
+                t = np.arange(start, start + len(chunk), dtype=np.float64)
+            if not self.classes:
+                _finite_labels(chunk[table.label], source, table.label)
+            start += len(chunk)
+            yield table, chunk, u, t
+
+
+def _time_values(values: pd.Series, source: str, column: str) -> np.ndarray:
+    """Time column values as numbers (numbers, or dates as nanoseconds)."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().all():
+        return numbers.to_numpy(np.float64)
+    dates = pd.to_datetime(values, errors="coerce")
+    if dates.isna().any():
+        index, row = first_row(dates.isna())
+        raise DataError(
+            f"data source {source!r}: time column {column!r} holds {values.iloc[index]!r} "
+            f"at row {row} (counting the header as row 1); it needs a number or a date."
+        )
+    return dates.astype("int64").to_numpy(np.float64)
+
+
+def _finite_labels(values: pd.Series, source: str, column: str) -> np.ndarray:
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
+    if not np.all(np.isfinite(numbers)):
+        index, row = first_row(pd.Series(~np.isfinite(numbers), index=values.index))
+        raise DataError(
+            f"data source {source!r}: label {column!r} at row {row} is "
+            f"{values.iloc[index]!r}; regression needs a finite number in every row."
+        )
+    return numbers
+
+
+def label_keys(values: pd.Series, source: str, column: str) -> np.ndarray:
+    """Class labels as text, the same for a column read as numbers or as text."""
+    if pd.api.types.is_float_dtype(values):
+        numbers = values.to_numpy(np.float64)
+        if not np.all(numbers == np.round(numbers)):
+            raise DataError(
+                f"data source {source!r}: labels are non-integer floats; classification "
+                "expects integer or string class labels (task: regression predicts a number)."
+            )
+        return numbers.astype(np.int64).astype(str)
+    return values.astype(str).to_numpy()
+
+
+def class_order(keys: set[str]) -> list[str]:
+    """Class names sorted as a table in memory sorts them: by number where all are
+    integers, else as text."""
+    try:
+        return [str(value) for value in sorted(int(key) for key in keys)]
+    except ValueError:
+        return sorted(keys)
+
+
+def _scan(reader: _Reader) -> _Scan:
+    """Pass 1: check every chunk, collect labels, keep the sample."""
+    labels: set[str] = set()
+    missing: set[str] = set()
+    kept: list[pd.DataFrame] = []
+    kept_rows = 0
+    rows = 0
+    table = None
+    for table, chunk, u, t in reader:
+        if reader.classes:
+            labels.update(np.unique(label_keys(chunk[table.label], table.source, table.label)))
+        missing.update(column for column in table.numeric if chunk[column].isna().any())
+        part = chunk[[*table.features, table.label]].copy()
+        part["_u"], part["_t"] = u, t
+        part["_v"] = unit_hash(np.arange(rows, rows + len(chunk), dtype=np.uint64), ~reader.seed)
+        kept.append(part)
+        kept_rows += len(part)
+        if kept_rows > 2 * SAMPLE_ROWS:
+            kept = [_smallest(pd.concat(kept, ignore_index=True), SAMPLE_ROWS)]
+            kept_rows = len(kept[0])
+        rows += len(chunk)
+    if table is None:
+        raise DataError(f"data source {reader.config.source!r} has a header but no rows.")
+    sample = _smallest(pd.concat(kept, ignore_index=True), SAMPLE_ROWS)
+    return _Scan(
+        table.numeric, table.categorical, table.label, table.time_column, labels, rows,
+        missing, sample,
+    )  # fmt: skip
+
+
+def _smallest(frame: pd.DataFrame, count: int) -> pd.DataFrame:
+    if len(frame) <= count:
+        return frame
+    keep = np.argpartition(frame["_v"].to_numpy(), count - 1)[:count]
+    return frame.iloc[np.sort(keep)].reset_index(drop=True)
+
+
+class _Splitter:
+    """Which split each row falls in: 0 train, 1 validation, 2 test."""
+
+    def __init__(self, config: DataConfig, sample_times: np.ndarray):
+        self.config = config
+        self.cuts = None
+        if config.split == "time":
+            train = 1 - config.validation_split - config.test_split
+            self.cuts = np.quantile(sample_times, [train, 1 - config.test_split])
+
+    def __call__(self, u: np.ndarray, t: np.ndarray) -> np.ndarray:
+        if self.cuts is not None:
+            return np.searchsorted(self.cuts, t, side="left").astype(np.int8)
+        test, validation = self.config.test_split, self.config.validation_split
+        return np.where(u < test, 2, np.where(u < test + validation, 1, 0)).astype(np.int8)
+
+
+def load_streamed_table(
+    config: DataConfig, seed: int, classes: bool, saved: Path | None = None
+) -> ArraySplits:
+    """Read, check, split and encode a csv/parquet table in chunks (or find it encoded in
+    the cache folder); the splits' inputs are :class:`EncodedRows`, the table's raw rows
+    a bounded sample (``TableSplits.sampled``)."""
+    cache = writable_cache_dir(config.cache_dir) if config.cache != "none" else None
+    folder = (cache or default_cache_dir()) / f"table-{_digest(config, seed, classes, saved)}"
+    if cache is not None and (folder / "meta.json").is_file():
+        return _cached(folder, config, saved)
+    parent = writable_cache_dir(config.cache_dir)
+    partial = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", suffix=".partial", dir=parent))
+    try:
+        _encode(config, seed, classes, saved, partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if cache is None:
+        atexit.register(shutil.rmtree, partial, True)
+        return _cached(partial, config, saved)
+    try:
+        os.replace(partial, folder)
+    except OSError:  # another run finished the same files first
+        shutil.rmtree(partial, ignore_errors=True)
+    return _cached(folder, config, saved)
+
+
+def _encode(config: DataConfig, seed: int, classes: bool, saved: Path | None, folder: Path) -> None:
+    """The two passes, writing the splits' files, labels, samples and meta into ``folder``."""
+    started = time.perf_counter()
+    reader = _Reader(config, seed, classes)
+    scan = _scan(reader)
+    source = config.source
+    class_names: list[str] = []
+    if classes:
+        class_names = class_order(scan.labels)
+        if len(class_names) < 2:
+            raise DataError(
+                f"data source {source!r}: label {scan.label!r} has one class "
+                f"({class_names[0]!r}) only; classification needs at least two."
+            )
+        if config.positive_class is not None:
+            class_names = positive_last(np.zeros(0, np.int64), class_names,
+                                        config.positive_class, source)[1]  # fmt: skip
+    index_of = {name: index for index, name in enumerate(class_names)}
+    sample = scan.sample
+    split = _Splitter(config, sample["_t"].to_numpy())
+    codes = split(sample["_u"].to_numpy(), sample["_t"].to_numpy())
+
+    def targets(frame: pd.DataFrame) -> np.ndarray:
+        if classes:
+            keys = label_keys(frame[scan.label], source, scan.label)
+            return pd.Series(keys).map(index_of).to_numpy(np.int64)
+        return pd.to_numeric(frame[scan.label]).to_numpy(np.float64)
+
+    train_sample = sample[codes == 0]
+    medians = {
+        column: float(np.nanmedian(train_sample[column].to_numpy(np.float64)))
+        for column in scan.numeric
+        if column in scan.missing_columns
+    }
+    names = [*scan.numeric, *scan.categorical]
+    if saved is None:
+        space = features.feature_space(
+            train_sample[names].fillna(medians), scan.numeric, scan.categorical,
+            config.log_transform,
+        )  # fmt: skip
+    else:
+        space = features.load(saved)[0]
+    features.save(space, folder, scan.numeric, scan.categorical, medians)
+    test_sample = sample[codes == 2].sort_values("_v").head(TEST_SAMPLE_ROWS)
+    for name, part in (("train", train_sample), ("test", test_sample)):
+        part = part.reset_index(drop=True)
+        part[names].fillna(medians).to_pickle(folder / f"{name}-sample.pkl")
+        np.save(folder / f"y_{name}-sample.npy", targets(part))
+    scanned = time.perf_counter() - started
+
+    labels: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
+    width = 0
+    with contextlib.ExitStack() as stack:
+        outputs = {name: stack.enter_context(open(folder / f"{name}.f32", "wb")) for name in SPLITS}
+        for _, chunk, u, t in reader:
+            rows = split(u, t)
+            encoded = features.encode(
+                space, chunk[names].fillna(medians), scan.numeric, scan.categorical
+            )
+            width = encoded.shape[1]
+            y = targets(chunk)
+            for code, name in enumerate(SPLITS):
+                chosen = rows == code
+                encoded[chosen].tofile(outputs[name])
+                labels[name].append(y[chosen])
+    y_splits = {name: np.concatenate(labels[name]) for name in SPLITS}
+    _check_splits(y_splits, config, classes, scan.rows)
+    for name in SPLITS:
+        np.save(folder / f"y_{name}.npy", y_splits[name])
+    seconds = time.perf_counter() - started
+    meta = {
+        "format": FORMAT,
+        "source": source,
+        "rows": scan.rows,
+        "width": width,
+        "class_names": class_names,
+        "seconds": {"scan": round(scanned, 2), "total": round(seconds, 2)},
+        "rows_per_second": round(2 * scan.rows / seconds),
+    }
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(
+        f"read {scan.rows:,} rows of {source} twice in {seconds:.1f} s "
+        f"({2 * scan.rows / seconds:,.0f} rows/s), encoded into {folder}",
+        file=sys.stderr,
+    )
+
+
+def _check_splits(y: dict[str, np.ndarray], config: DataConfig, classes: bool, rows: int) -> None:
+    if min(len(values) for values in y.values()) < 1:
+        raise DataError(
+            f"data source {config.source!r} has {rows} rows, too few for validation_split="
+            f"{config.validation_split} and test_split={config.test_split}; use more data."
+        )
+    if classes and len(np.unique(y["train"])) < 2:
+        raise DataError(
+            f"data source {config.source!r}: the training split holds one class only; "
+            "use a stratified split or more data."
+        )
+
+
+def _cached(folder: Path, config: DataConfig, saved: Path | None) -> ArraySplits:
+    """The splits encoded in ``folder``."""
+    meta = json.loads((folder / "meta.json").read_text())
+    space, info = features.load(folder)  # type: ignore[misc]  # written with the files
+    if saved is not None:
+        space = features.load(saved)[0]  # type: ignore[index]
+    width = int(meta["width"])
+    x = {name: EncodedRows.of_file(folder / f"{name}.f32", width) for name in SPLITS}
+    y = {name: np.load(folder / f"y_{name}.npy") for name in SPLITS}
+    table = TableSplits(
+        train=pd.read_pickle(folder / "train-sample.pkl"),
+        validation=pd.DataFrame(columns=[*info["numeric"], *info["categorical"]]),
+        test=pd.read_pickle(folder / "test-sample.pkl"),
+        y_train=np.load(folder / "y_train-sample.npy"),
+        y_val=np.zeros(0, y["validation"].dtype),
+        y_test=np.load(folder / "y_test-sample.npy"),
+        numeric=info["numeric"],
+        categorical=info["categorical"],
+        class_names=meta["class_names"],
+        source=config.source,
+        medians=info["medians"],
+        sampled=True,
+    )
+    return ArraySplits(
+        x_train=x["train"], y_train=y["train"], x_val=x["validation"], y_val=y["validation"],
+        x_test=x["test"], y_test=y["test"], class_names=meta["class_names"],
+        source=config.source, table=table, feature_space=space,
+    )  # fmt: skip
+
+
+def _digest(config: DataConfig, seed: int, classes: bool, saved: Path | None) -> str:
+    """Of the files (resolved path, size, modification time), the settings that shape
+    the splits and their encoding, the seed, and a saved FeatureSpace."""
+    kind, location = parse_source(config.source)
+    digest = hashlib.sha256()
+    for file in part_files(kind, location):
+        stat = file.resolve().stat()
+        digest.update(f"{file.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    settings = {
+        key: getattr(config, key)
+        for key in (
+            "label",
+            "features",
+            "categorical",
+            "time_column",
+            "split",
+            "missing",
+            "validation_split",
+            "test_split",
+            "positive_class",
+            "log_transform",
+            "split_key",
+        )
+    }
+    settings.update(seed=seed, classes=classes, format=FORMAT)
+    if saved is not None:
+        stat = (Path(saved) / features.FEATURES_FILE).stat()
+        settings["saved"] = [str(Path(saved).resolve()), stat.st_size, stat.st_mtime_ns]
+    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
