@@ -125,6 +125,7 @@ def test_permutation_importance_finds_the_feature_the_label_depends_on():
 
     class Table:
         test = frame[400:].reset_index(drop=True)
+        sampled = False
 
     Table.numeric, Table.categorical = numeric, categorical
     data = ArraySplits(x[:400], y[:400], x[:0], y[:0], x[400:], y[400:], ["0", "1"], "test")
