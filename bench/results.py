@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,3 +51,18 @@ def write_section(title: str, body: str) -> None:
         rest = after.split("\n## ", 1)
         text = before.rstrip() + "\n" + ("\n## " + rest[1] if len(rest) > 1 else "")
     RESULTS.write_text(text.rstrip() + f"\n\n{heading}\n\n{body.strip()}\n")
+
+
+def recipe_in_process(folder: Path, recipe: str, source: str, *settings: str) -> dict:
+    """One ``dltk recipe RECIPE --data SOURCE SETTINGS`` in its own process, in a fresh
+    working folder under ``folder``: its metrics.json, plus ``wall_seconds``."""
+    work = Path(tempfile.mkdtemp(dir=folder))
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "dltoolkit", "recipe", recipe, "--data", source, *settings],
+        cwd=work, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    wall = time.perf_counter() - start
+    (run_dir,) = (work / "runs" / recipe).iterdir()
+    return {**json.loads((run_dir / "metrics.json").read_text()), "wall_seconds": wall}

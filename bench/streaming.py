@@ -22,16 +22,13 @@ from each run's metrics.json. ``builtin:digits`` is an array in memory on both p
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from results import machine, markdown_table, write_section
+from results import machine, markdown_table, recipe_in_process, write_section
 
 SMALL_NETWORK = [
     "--set", "model.filters=[8]", "--set", "model.convolutions_per_block=1",
@@ -65,18 +62,8 @@ def linked_subset(source: Path, target: Path, count: int) -> None:
 
 
 def run_recipe(folder: Path, source: str, *settings: str) -> dict:
-    """One ``dltk recipe cnn-image`` in its own process; its metrics.json and wall seconds."""
-    work = Path(tempfile.mkdtemp(dir=folder))
-    start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "dltoolkit", "recipe", "cnn-image", "--data", source,
-         *SMALL_NETWORK, *settings],
-        cwd=work, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    wall = time.perf_counter() - start
-    (run_dir,) = (work / "runs" / "cnn-image").iterdir()
-    return {**json.loads((run_dir / "metrics.json").read_text()), "wall_seconds": wall}
+    """One ``dltk recipe cnn-image`` (the small network) in its own process."""
+    return recipe_in_process(folder, "cnn-image", source, *SMALL_NETWORK, *settings)
 
 
 MEMORY_HEADERS = [

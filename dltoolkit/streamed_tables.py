@@ -162,8 +162,15 @@ class _Reader:
         self.config, self.seed, self.classes = config, seed, classes
         self.kind, location = parse_source(config.source)
         self.files = part_files(self.kind, location)
-        self.checked = config  # with the column kinds the first chunk settled
-        self.text_columns: list[str] = []
+        # Column kinds settled on the first chunk, so that every chunk of both passes
+        # reads the categorical columns as text (a CSV chunk's own guess could turn a
+        # code into "1.0" in one chunk and "1" in another).
+        file, first = next(chunks(self.kind, self.files[:1], []), (self.files[0], None))
+        if first is None or first.empty:
+            raise DataError(f"data source {config.source!r} has a header but no rows.")
+        table = table_from_frame(first, f"{self.kind}:{file}", config)
+        self.checked = dataclasses.replace(config, categorical=table.categorical)
+        self.text_columns = table.categorical
 
     def __iter__(self) -> Iterator[tuple[Any, pd.DataFrame, np.ndarray, np.ndarray]]:
         """``(table, frame, u, t)`` of every chunk: the checked table, its feature rows,
@@ -172,9 +179,6 @@ class _Reader:
         for file, chunk in chunks(self.kind, self.files, self.text_columns):
             source = f"{self.kind}:{file}"
             table = table_from_frame(chunk, source, self.checked)
-            if self.checked is self.config:
-                self.checked = dataclasses.replace(self.config, categorical=table.categorical)
-                self.text_columns = table.categorical
             if self.config.split_key is not None:
                 if self.config.split_key not in chunk.columns:
                     raise DataError(
@@ -251,7 +255,6 @@ def _scan(reader: _Reader) -> _Scan:
     kept: list[pd.DataFrame] = []
     kept_rows = 0
     rows = 0
-    table = None
     for table, chunk, u, t in reader:
         if reader.classes:
             labels.update(np.unique(label_keys(chunk[table.label], table.source, table.label)))
@@ -265,8 +268,6 @@ def _scan(reader: _Reader) -> _Scan:
             kept = [_smallest(pd.concat(kept, ignore_index=True), SAMPLE_ROWS)]
             kept_rows = len(kept[0])
         rows += len(chunk)
-    if table is None:
-        raise DataError(f"data source {reader.config.source!r} has a header but no rows.")
     sample = _smallest(pd.concat(kept, ignore_index=True), SAMPLE_ROWS)
     return _Scan(
         table.numeric, table.categorical, table.label, table.time_column, labels, rows,
@@ -308,7 +309,7 @@ def load_streamed_table(
     folder = (cache or default_cache_dir()) / f"table-{_digest(config, seed, classes, saved)}"
     if cache is not None and (folder / "meta.json").is_file():
         return _cached(folder, config, saved)
-    parent = writable_cache_dir(config.cache_dir)
+    parent = cache or writable_cache_dir(config.cache_dir)
     partial = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", suffix=".partial", dir=parent))
     try:
         _encode(config, seed, classes, saved, partial)
