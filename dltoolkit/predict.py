@@ -169,59 +169,37 @@ def image_inputs(path: str, config: DataConfig, chunk_rows: int) -> InputStream:
 def npz_inputs(path: str, chunk_rows: int) -> InputStream:
     """Rows of array ``x`` of an ``.npz`` archive, read ``chunk_rows`` at a time from the
     archive member without loading the whole array (compressed archives included)."""
-    if not Path(path).is_file():
-        raise DataError(f"npz file {path!r} does not exist; pass --data npz:PATH to a .npz file.")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            if "x.npy" not in names:
-                arrays = sorted(name.removesuffix(".npy") for name in names)
-                raise DataError(
-                    f"npz file {path!r} has arrays {arrays}, missing ['x']; save the inputs "
-                    "as x (np.savez(path, x=...))."
-                )
-            with archive.open("x.npy") as stream:
-                shape, fortran_order, dtype = _npy_header(stream)
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path!r} is not a readable .npz archive ({error}).") from None
-    if dtype.kind not in "iuf":
-        raise DataError(f"npz file {path!r}: x has dtype {dtype}, expected numbers.")
-    if len(shape) < 2:
-        raise DataError(f"npz file {path!r}: x has shape {shape}, expected (N, features...).")
-    if shape[0] == 0:
+    from dltoolkit.data import npz
+
+    x = npz.member(path)
+    if x.shape[0] == 0:
         raise DataError(f"data source 'npz:{path}' holds no examples to predict.")
-    row_shape = shape[1:] + ((1,) if len(shape) == 3 else ())  # grey images get a channel
+    shape, dtype = x.shape, x.dtype
     row_bytes = math.prod(shape[1:]) * dtype.itemsize
 
     def rows() -> Iterator[tuple[int, np.ndarray]]:
-        if fortran_order:  # column-major: rows are not contiguous on disk, so read it whole
+        if x.fortran_order:  # column-major: rows are not contiguous on disk, so read it whole
             with np.load(path, allow_pickle=False) as archive:
                 whole = archive["x"]
             for start in range(0, shape[0], chunk_rows):
                 yield start, whole[start : start + chunk_rows]
             return
         with zipfile.ZipFile(path) as archive, archive.open("x.npy") as stream:
-            _npy_header(stream)
+            npz.npy_header(stream)
             for start in range(0, shape[0], chunk_rows):
                 count = min(chunk_rows, shape[0] - start)
                 data = stream.read(count * row_bytes)
                 yield start, np.frombuffer(data, dtype).reshape((count, *shape[1:]))
 
     def chunks() -> Iterator[Chunk]:
-        for start, x in rows():
-            count = len(x)
+        for start, values in rows():
+            count = len(values)
             identifiers = [str(index) for index in range(start, start + count)]
-            yield Chunk(x.astype(np.float32).reshape((count, *row_shape)), identifiers, count)
+            yield Chunk(
+                values.astype(np.float32).reshape((count, *x.row_shape)), identifiers, count
+            )
 
     return InputStream(shape[0], "rows", chunks())
-
-
-def _npy_header(stream: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """Shape, Fortran order and dtype of the ``.npy`` data starting at ``stream``."""
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(stream)
-    return np.lib.format.read_array_header_2_0(stream)
 
 
 def _table_inputs(source: str, space: Any, info: dict[str, Any], chunk_rows: int) -> InputStream:

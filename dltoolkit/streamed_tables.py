@@ -28,15 +28,11 @@ of training rows.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,7 +46,7 @@ from dltoolkit.config import DataConfig
 from dltoolkit.data.arrays import ArraySplits
 from dltoolkit.data.rows import EncodedRows
 from dltoolkit.data.sources import parse_source
-from dltoolkit.data.streams import default_cache_dir, writable_cache_dir
+from dltoolkit.data.streams import filled_cache_folder
 from dltoolkit.data.tabular import (
     TableSplits,
     first_row,
@@ -305,24 +301,13 @@ def load_streamed_table(
     """Read, check, split and encode a csv/parquet table in chunks (or find it encoded in
     the cache folder); the splits' inputs are :class:`EncodedRows`, the table's raw rows
     a bounded sample (``TableSplits.sampled``)."""
-    cache = writable_cache_dir(config.cache_dir) if config.cache != "none" else None
-    folder = (cache or default_cache_dir()) / f"table-{_digest(config, seed, classes, saved)}"
-    if cache is not None and (folder / "meta.json").is_file():
-        return _cached(folder, config, saved)
-    parent = cache or writable_cache_dir(config.cache_dir)
-    partial = Path(tempfile.mkdtemp(prefix=f"{folder.name}.", suffix=".partial", dir=parent))
-    try:
-        _encode(config, seed, classes, saved, partial)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if cache is None:
-        atexit.register(shutil.rmtree, partial, True)
-        return _cached(partial, config, saved)
-    try:
-        os.replace(partial, folder)
-    except OSError:  # another run finished the same files first
-        shutil.rmtree(partial, ignore_errors=True)
+    folder = filled_cache_folder(
+        f"table-{_digest(config, seed, classes, saved)}",
+        config.cache,
+        config.cache_dir,
+        lambda partial: _encode(config, seed, classes, saved, partial),
+        marker="meta.json",
+    )
     return _cached(folder, config, saved)
 
 

@@ -1,9 +1,11 @@
-"""Encoded table rows that stand where an array would, read from disk a block at a time.
+"""Rows of numbers on disk that stand where an array would, read a block at a time.
 
 A large table is encoded once into float32 files, one per split (see
-:mod:`dltoolkit.streamed_tables`). :class:`EncodedRows` is a split's rows of such files:
-it has what the run loop asks of an array (``len``, ``shape``, rows by index, joining two
-of them), and instead of the numbers a tf.data pipeline of batches. Shuffling reads the
+:mod:`dltoolkit.streamed_tables`); a large ``.npz`` archive's array ``x`` is read where it
+lies in the archive (see :mod:`dltoolkit.data.npz`). :class:`EncodedRows` is a split's
+rows of such a file: it has what the run loop asks of an array (``len``, ``shape``, rows
+by index, joining two of them), and instead of the numbers a tf.data pipeline of batches
+(float32, whatever type the file stores). Shuffling reads the
 rows as blocks of :data:`BLOCK_ROWS` consecutive rows in a seeded order that changes every
 epoch, and shuffles the rows of :data:`SHUFFLE_BUFFER_BYTES` of blocks together: every
 batch mixes rows from dozens of places in the file, while memory holds one buffer, never
@@ -30,17 +32,31 @@ Part = tuple[Path, Any]  # a file and its rows taken: a range, or an array of ro
 
 
 class EncodedRows:
-    """Rows of ``width`` float32 numbers in files on disk: ``parts`` is a list of
-    ``(file, rows)`` with ``rows`` a ``range`` or an int64 array of row numbers (in any
-    order, repeats allowed: an oversampled split)."""
+    """Rows of ``width`` numbers in files on disk: ``parts`` is a list of ``(file, rows)``
+    with ``rows`` a ``range`` or an int64 array of row numbers (in any order, repeats
+    allowed: an oversampled split). A row is ``row_shape`` numbers (``(width,)`` by
+    default: an image array's rows are ``(height, width, channels)``) of type ``stored``,
+    the rows starting ``offset`` bytes into every file; they are read as float32."""
 
-    ndim = 2
     dtype = np.dtype(np.float32)
     cache = "disk"  # read from its files every time, never held whole
 
-    def __init__(self, parts: list[Part], width: int):
+    def __init__(
+        self,
+        parts: list[Part],
+        width: int,
+        *,
+        row_shape: tuple[int, ...] | None = None,
+        stored: Any = np.float32,
+        offset: int = 0,
+    ):
         self.parts = [(Path(path), rows) for path, rows in parts]
         self.width = int(width)
+        self.row_shape = tuple(int(n) for n in row_shape) if row_shape else (self.width,)
+        if math.prod(self.row_shape) != self.width:
+            raise ValueError(f"rows of shape {self.row_shape} do not hold {width} numbers")
+        self.stored = np.dtype(stored)
+        self.offset = int(offset)
 
     @classmethod
     def of_file(cls, path: Path, width: int) -> EncodedRows:
@@ -54,9 +70,20 @@ class EncodedRows:
         return sum(len(rows) for _, rows in self.parts)
 
     @property
-    def shape(self) -> tuple[int, int]:
-        """``(rows, width)``."""
-        return (len(self), self.width)
+    def shape(self) -> tuple[int, ...]:
+        """``(rows, *row_shape)``."""
+        return (len(self), *self.row_shape)
+
+    @property
+    def ndim(self) -> int:
+        """Dimensions of the array the rows stand for."""
+        return 1 + len(self.row_shape)
+
+    def _with(self, parts: list[Part]) -> EncodedRows:
+        """Rows ``parts`` of files laid out as these."""
+        return EncodedRows(
+            parts, self.width, row_shape=self.row_shape, stored=self.stored, offset=self.offset
+        )
 
     def __getitem__(self, selection: Any) -> EncodedRows:
         """The rows at ``selection`` (a slice, an index array or a boolean mask), in its order."""
@@ -75,11 +102,14 @@ class EncodedRows:
                 index = int(which[run[0]])
                 path, rows = self.parts[index]
                 parts.append((path, np.asarray(rows)[positions[run] - offsets[index]]))
-        return EncodedRows(parts, self.width)
+        return self._with(parts)
 
     def concatenate(self, other: EncodedRows) -> EncodedRows:
-        """These rows followed by ``other``'s."""
-        return EncodedRows([*self.parts, *other.parts], self.width)
+        """These rows followed by ``other``'s (files laid out alike)."""
+        layout = (self.row_shape, self.stored, self.offset)
+        if (other.row_shape, other.stored, other.offset) != layout:
+            raise ValueError("rows of files laid out differently cannot be joined")
+        return self._with([*self.parts, *other.parts])
 
     def _offsets(self) -> list[int]:
         return [0, *itertools.accumulate(len(rows) for _, rows in self.parts)][:-1]
@@ -95,14 +125,14 @@ class EncodedRows:
             low, high = max(start - offset, 0), min(stop - offset, len(rows))
             if low < high:
                 parts.append((path, rows[low:high]))
-        return EncodedRows(parts, self.width)
+        return self._with(parts)
 
     # --- Reading ---
 
     def read(self, rows: np.ndarray | None = None) -> np.ndarray:
         """The rows at positions ``rows`` (all by default) as one float32 array, in order."""
         positions = np.arange(len(self)) if rows is None else np.asarray(rows, np.int64)
-        result = np.empty((len(positions), self.width), np.float32)
+        result = np.empty((len(positions), *self.row_shape), np.float32)
         which = self._part_of(positions)
         for index, ((path, part_rows), offset) in enumerate(
             zip(self.parts, self._offsets(), strict=True)
@@ -110,7 +140,8 @@ class EncodedRows:
             mask = which == index
             if mask.any():
                 file_rows = np.asarray(part_rows)[positions[mask] - offset]
-                result[mask] = read_rows(path, self.width, file_rows)
+                found = read_rows(path, self.width, file_rows, self.stored, self.offset)
+                result[mask] = found.reshape(-1, *self.row_shape)
         return result
 
     def sample(self, rows: int, seed: int) -> np.ndarray:
@@ -156,7 +187,7 @@ class EncodedRows:
 
         signature = tuple(
             tf.TensorSpec((None, *values.shape[1:]), tf.as_dtype(values.dtype))
-            for values in (np.zeros((0, self.width), np.float32), *extra)
+            for values in (np.zeros((0, *self.row_shape), np.float32), *extra)
         )
         data = tf.data.Dataset.from_generator(
             generate, output_signature=signature if extra else signature[0]
@@ -197,15 +228,19 @@ class EncodedRows:
             yield rng.permutation(np.concatenate(chosen))
 
 
-def read_rows(path: Path, width: int, rows: np.ndarray) -> np.ndarray:
-    """Rows ``rows`` (row numbers, any order, repeats allowed) of a file of float32 rows,
-    read in spans of nearby rows: memory holds the rows asked for, and at most one span."""
+def read_rows(
+    path: Path, width: int, rows: np.ndarray, stored: Any = np.float32, offset: int = 0
+) -> np.ndarray:
+    """Rows ``rows`` (row numbers, any order, repeats allowed) of a file of rows of
+    ``width`` numbers of type ``stored`` starting ``offset`` bytes in, as float32, read in
+    spans of nearby rows: memory holds the rows asked for, and at most one span."""
     result = np.empty((len(rows), width), np.float32)
     if not len(rows):
         return result
+    stored = np.dtype(stored)
     order = np.argsort(rows, kind="stable")
     ordered = rows[order]
-    row_bytes = 4 * width
+    row_bytes = stored.itemsize * width
     span_rows = max(BLOCK_ROWS, SHUFFLE_BUFFER_BYTES // max(row_bytes, 1) // 4)
     with open(path, "rb") as file:
         start = 0
@@ -213,8 +248,8 @@ def read_rows(path: Path, width: int, rows: np.ndarray) -> np.ndarray:
             first = int(ordered[start])
             stop = int(np.searchsorted(ordered, first + span_rows, side="left"))
             last = int(ordered[stop - 1])
-            file.seek(first * row_bytes)
-            span = np.fromfile(file, np.float32, (last - first + 1) * width)
+            file.seek(offset + first * row_bytes)
+            span = np.fromfile(file, stored, (last - first + 1) * width)
             span = span.reshape(-1, width)
             result[order[start:stop]] = span[ordered[start:stop] - first]
             start = stop

@@ -9,6 +9,7 @@ import numpy as np
 from dltoolkit.config import DataConfig
 from dltoolkit.data import builtin, images, npz, tfds_source
 from dltoolkit.data.arrays import ArraySplits, LabelledArrays
+from dltoolkit.data.streams import is_streamed
 from dltoolkit.data.tabular import BUILTIN_TABLES, TABLE_KINDS
 from dltoolkit.errors import DataError, did_you_mean
 
@@ -89,7 +90,7 @@ def _check_labelled(data: LabelledArrays, source: str) -> None:
             f"data source {source!r}: {len(data.x)} inputs but {len(data.y)} labels; "
             "they must have the same length."
         )
-    if not np.all(np.isfinite(data.x)):
+    if not is_streamed(data.x) and not np.all(np.isfinite(data.x)):  # streamed: checked
         raise DataError(
             f"data source {source!r} contains NaN or infinite input values; "
             "clean or impute them first."
@@ -186,8 +187,14 @@ def split_image_folder(config: DataConfig, seed: int) -> ArraySplits:
 
 def load_dataset(config: DataConfig, seed: int) -> ArraySplits:
     """Load ``config.source`` and split it deterministically from ``seed``. Image folders
-    stream; the other sources are arrays in memory."""
-    if parse_source(config.source)[0] == "images":
+    and large npz archives stream (:mod:`dltoolkit.data.npz`); the other sources are
+    arrays in memory."""
+    kind, location = parse_source(config.source)
+    if kind == "images":
         return split_image_folder(config, seed)
-    data = load_labelled(config)
+    if kind == "npz" and npz.streams(location, config):
+        data = npz.load_streamed(location, config)
+        _check_labelled(data, config.source)
+    else:
+        data = load_labelled(config)
     return split_stratified(data, config.validation_split, config.test_split, seed, config.source)

@@ -25,11 +25,14 @@ few cores, and not a dataset tf.distribute can shard.)
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -326,6 +329,35 @@ def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/dltoolkit/data`` (``~/.cache/dltoolkit/data`` by default)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "dltoolkit" / "data"
+
+
+def filled_cache_folder(
+    name: str, cache: str, cache_dir: str | None, fill: Callable[[Path], None], marker: str
+) -> Path:
+    """The folder ``name`` in the cache folder holding what ``fill(folder)`` writes: found
+    there where an earlier run filled it (its file ``marker`` is there), else filled in a
+    temporary folder that is renamed into place once complete (and removed if ``fill``
+    fails, so nothing half-written is read later). With ``cache`` ``none`` it is filled
+    afresh and removed when the process ends."""
+    keep = cache != "none"
+    parent = writable_cache_dir(cache_dir)
+    folder = parent / name
+    if keep and (folder / marker).is_file():
+        return folder
+    partial = Path(tempfile.mkdtemp(prefix=f"{name}.", suffix=".partial", dir=parent))
+    try:
+        fill(partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if not keep:
+        atexit.register(shutil.rmtree, partial, True)
+        return partial
+    try:
+        os.replace(partial, folder)
+    except OSError:  # another run filled the same folder first
+        shutil.rmtree(partial, ignore_errors=True)
+    return folder
 
 
 def writable_cache_dir(folder: str | None) -> Path:
