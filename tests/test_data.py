@@ -173,6 +173,20 @@ def test_tfds_prepared_dataset_loads(tmp_path: Path):
     assert data.x.shape == (18, 4, 4, 1)
     assert data.class_names == ["a", "b", "c"]
     assert np.bincount(data.y).tolist() == [6, 6, 6]
+    # Streamed: decoded once by as_dataset into rows in the cache folder, split alike.
+    source, cache = "tfds:tiny_shapes", str(tmp_path / "cache")
+    whole = load_dataset(DataConfig(source=source, data_dir=str(tmp_path), cache="memory"), 0)
+    config = DataConfig(source=source, data_dir=str(tmp_path), cache="disk", cache_dir=cache)
+    streamed = load_dataset(config, 0)
+    assert streamed.x_train.shape == whole.x_train.shape and streamed.x_train.cache == "disk"
+    np.testing.assert_array_equal(streamed.x_train.read(), whole.x_train)
+    np.testing.assert_array_equal(streamed.y_test, whole.y_test)
+    assert streamed.class_names == ["a", "b", "c"]
+    (rows,) = (tmp_path / "cache").glob("tfds-*/x.raw")
+    assert rows.stat().st_size == 18 * 16  # the dataset's own uint8 pixels
+    config.image_size = [6, 6]  # resized: another cache entry, float32 rows
+    resized = load_dataset(config, 0)
+    assert resized.x_train.shape[1:] == (6, 6, 1) and resized.x_train.stored == np.float32
 
 
 def test_a_streamed_npz_splits_as_in_memory_from_the_archive_or_its_decompressed_copy(

@@ -187,13 +187,14 @@ def split_image_folder(config: DataConfig, seed: int) -> ArraySplits:
 
 def load_dataset(config: DataConfig, seed: int) -> ArraySplits:
     """Load ``config.source`` and split it deterministically from ``seed``. Image folders
-    and large npz archives stream (:mod:`dltoolkit.data.npz`); the other sources are
-    arrays in memory."""
+    stream, as do large npz archives and TFDS datasets (:mod:`dltoolkit.data.npz`,
+    :mod:`dltoolkit.data.tfds_source`); the other sources are arrays in memory."""
     kind, location = parse_source(config.source)
     if kind == "images":
         return split_image_folder(config, seed)
-    if kind == "npz" and npz.streams(location, config):
-        data = npz.load_streamed(location, config)
+    streaming = {"npz": npz, "tfds": tfds_source}.get(kind)
+    if streaming is not None and streaming.streams(location, config):
+        data = streaming.load_streamed(location, config)
         _check_labelled(data, config.source)
     else:
         data = load_labelled(config)
