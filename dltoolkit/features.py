@@ -53,23 +53,34 @@ def feature_space(
     log_transform: list[str] | None = None,
 ) -> keras.utils.FeatureSpace:
     """A FeatureSpace for the columns, adapted on the training rows; ``log_transform``
-    columns are standardised on the ``log(1 + x)`` scale."""
+    columns are standardised on the ``log(1 + x)`` scale.
+
+    A numeric column's mean and variance are computed here with NumPy and handed to its
+    Normalization, so ``FeatureSpace.adapt`` learns only the categorical vocabularies:
+    it reads its data through tf.data once per column being adapted, a batch at a time
+    (minutes for 200,000 rows of 30 numeric columns on two cores, for what NumPy
+    computes in milliseconds)."""
     import tensorflow as tf
 
     space = keras.utils.FeatureSpace
     logged = set(log_transform or [])
-    features: dict[str, Any] = {
-        column: space.feature("float32", LogNormalization(axis=-1), "float")
-        if column in logged
-        else space.float_normalized()
-        for column in numeric
-    }
+    features: dict[str, Any] = {}
+    for column in numeric:
+        values = train[column].to_numpy(np.float64)
+        layer = LogNormalization if column in logged else keras.layers.Normalization
+        if column in logged:
+            values = np.log1p(values)
+        mean, variance = (np.mean(values), np.var(values)) if len(values) else (0.0, 1.0)
+        features[column] = space.feature(
+            "float32", layer(axis=-1, mean=float(mean), variance=float(variance)), "float"
+        )
     for column in categorical:
         features[column] = space.string_categorical(num_oov_indices=1, output_mode="one_hot")
     result = space(features, output_mode="concat")
-    result.adapt(
-        tf.data.Dataset.from_tensor_slices(columns(train, numeric, categorical)).batch(4096)
-    )
+    # The vocabularies are adapted on every training row; the numeric columns (nothing
+    # left to adapt) only complete the space, from two rows.
+    adapted = columns(train, [], categorical) if categorical else columns(train[:2], numeric, [])
+    result.adapt(tf.data.Dataset.from_tensor_slices(adapted).batch(65536))
     return result
 
 
