@@ -81,7 +81,24 @@ def feature_space(
     # left to adapt) only complete the space, from two rows.
     adapted = columns(train, [], categorical) if categorical else columns(train[:2], numeric, [])
     result.adapt(tf.data.Dataset.from_tensor_slices(adapted).batch(65536))
+    for column in categorical:
+        _empty_category_not_last(result.preprocessors[column], column)
     return result
+
+
+def _empty_category_not_last(lookup: keras.layers.StringLookup, column: str) -> None:
+    """Move the missing-value category ``""`` to the front of a learned vocabulary where it
+    came last (the rarest): Keras writes a vocabulary one token a line and drops trailing
+    empty lines when it reads it back, so a saved FeatureSpace would lose it and encode
+    one column fewer than the model was trained on."""
+    vocabulary = [str(token) for token in lookup.get_vocabulary(include_special_tokens=False)]
+    if vocabulary == [""]:
+        raise DataError(
+            f"categorical column {column!r} is missing in every training row; drop it from "
+            "data.features or fill it in."
+        )
+    if vocabulary and vocabulary[-1] == "":
+        lookup.set_vocabulary(["", *vocabulary[:-1]])
 
 
 def columns(

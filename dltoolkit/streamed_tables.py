@@ -90,11 +90,12 @@ def refuse(config: DataConfig, why: str) -> None:
 
 
 def chunks(
-    kind: str, files: list[Path], text_columns: list[str], rows: int = CHUNK_ROWS
+    kind: str, files: list[Path], text_columns: list[str], rows: int | None = None
 ) -> Iterator[tuple[Path, pd.DataFrame]]:
-    """``(file, chunk)`` for every chunk of every file, each chunk's index numbering its
-    rows in its file from 0 (so errors name the file's row); ``text_columns`` are read
-    as text."""
+    """``(file, chunk)`` for every chunk of ``rows`` rows (:data:`CHUNK_ROWS` by default)
+    of every file, each chunk's index numbering its rows in its file from 0 (so errors
+    name the file's row); ``text_columns`` are read as text."""
+    rows = rows or CHUNK_ROWS
     for file in files:
         if file.stat().st_size == 0:
             raise DataError(f"{kind} file {str(file)!r} is empty; it needs a header and rows.")

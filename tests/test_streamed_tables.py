@@ -163,3 +163,52 @@ def test_a_streamed_table_trains_and_refuses_what_needs_it_in_memory(tmp_path):
         from dltoolkit import streamed_tables
 
         streamed_tables.refuse(config_for(f"csv:{tmp_path / 't.csv'}", tmp_path), "task x")
+
+
+def test_streamed_chunks_read_integer_codes_alike_and_bad_settings_are_one_line(
+    tmp_path, monkeypatch
+):
+    from conftest import invoke
+
+    from dltoolkit import features, streamed_tables
+
+    frame = fraud_like(2_000)
+    frame["code"] = np.arange(2_000) % 3 + 1
+    frame["code"] = frame["code"].astype(object)
+    frame.loc[1_500, "code"] = None  # a later chunk alone has a gap: read as floats, alone
+    frame.to_csv(tmp_path / "codes.csv", index=False)
+    monkeypatch.setattr(streamed_tables, "CHUNK_ROWS", 700)
+    source = f"csv:{tmp_path / 'codes.csv'}"
+    config = config_for(source, tmp_path / "cache", split="random", categorical=["kind", "code"])
+    data = streamed_tables.load_streamed_table(config, 0, classes=True)
+    # Every chunk read "code" as text: 1, 2, 3 and the gap, never "1.0" (out of vocabulary).
+    whole = pd.read_csv(tmp_path / "codes.csv", dtype={"code": str, "kind": str})
+    whole["code"] = whole["code"].fillna("")
+    test = whole[streamed_tables.unit_hash(np.arange(2_000, dtype=np.uint64), 0) < 0.15]
+    names = (["Time", "amount", "v1"], ["kind", "code"])
+    expected = features.encode(data.feature_space, test.reset_index(drop=True), *names)
+    np.testing.assert_allclose(data.x_test.read(), expected, rtol=1e-6)
+    assert sorted(data.feature_space.preprocessors["code"].get_vocabulary()) == [
+        "", "1", "2", "3", "[UNK]"
+    ]  # fmt: skip
+
+    (tmp_path / "header.csv").write_text("Time,amount,Class\n")
+    with pytest.raises(DataError, match="has a header but no rows"):
+        streamed_tables.load_streamed_table(
+            config_for(f"csv:{tmp_path / 'header.csv'}", tmp_path / "c2"), 0, classes=True
+        )
+    keyed = config_for(source, tmp_path / "c3", split_key="customer")
+    with pytest.raises(DataError, match=r"no column 'customer' \(data.split_key\)"):
+        streamed_tables.load_streamed_table(keyed, 0, classes=True)
+    streamed = ["--data", source, "--set", "data.label=Class", "--set", "data.cache=disk",
+                "--set", f"data.cache_dir={tmp_path / 'c4'}"]  # fmt: skip
+    for recipe, extra, words in (
+        ("fraud-detection", ["--set", "data.split_key=Time", "--set", "data.split=time"],
+         "data.split_key"),
+        ("fraud-anomaly", [], "task anomaly needs the table in memory"),
+        ("customer-segmentation", ["--set", "data.label=null"],
+         "task clustering needs the table in memory"),
+    ):  # fmt: skip
+        result = invoke("recipe", recipe, *streamed, *extra, "--output", str(tmp_path / "r"))
+        assert result.exit_code == 2 and words in result.output, (recipe, result.output)
+        assert len(result.output.strip().splitlines()) == 1, result.output
