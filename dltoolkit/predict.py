@@ -217,7 +217,7 @@ def _table_inputs(source: str, space: Any, info: dict[str, Any], chunk_rows: int
     config = DataConfig(
         features=[*numeric, *categorical], categorical=categorical, missing="median"
     )
-    total, unit, frames = _table_chunks(kind, location, chunk_rows)
+    total, unit, frames = _table_chunks(kind, location, chunk_rows, categorical)
 
     def chunks() -> Iterator[Chunk]:
         empty = True
@@ -244,9 +244,11 @@ def _table_inputs(source: str, space: Any, info: dict[str, Any], chunk_rows: int
     return InputStream(total, unit, chunks())
 
 
-def _table_chunks(kind: str, location: str, chunk_rows: int):
+def _table_chunks(kind: str, location: str, chunk_rows: int, text_columns: list[str]):
     """(total, unit, iterator of (frame, progress)) for a CSV or Parquet file; each frame's
-    RangeIndex continues the previous one's, so rows keep their numbers in the file."""
+    RangeIndex continues the previous one's, so rows keep their numbers in the file.
+    ``text_columns`` are read as text in every chunk (a chunk's own guess could read an
+    integer code as 1.0 where that chunk has a gap, and 1 elsewhere)."""
     import pandas as pd
 
     path = Path(location)
@@ -261,7 +263,12 @@ def _table_chunks(kind: str, location: str, chunk_rows: int):
             with open(path, "rb") as stream:
                 done = 0
                 try:
-                    reader = pd.read_csv(stream, skipinitialspace=True, chunksize=chunk_rows)
+                    reader = pd.read_csv(
+                        stream,
+                        skipinitialspace=True,
+                        chunksize=chunk_rows,
+                        dtype=dict.fromkeys(text_columns, str),
+                    )
                     for frame in reader:
                         position = min(stream.tell(), size)
                         yield frame, position - done
