@@ -1,8 +1,8 @@
 """Tables larger than memory: ``csv:PATH`` and ``parquet:PATH`` read in chunks, split
 without a shuffle in memory, encoded once into float32 files, streamed into training.
 
-Two passes over the file (or the folder of part files), a chunk of :data:`CHUNK_ROWS`
-rows at a time:
+Two passes over the file (or the folder of part files), each a chunk at a time through
+:class:`dltoolkit.data.table_chunks.ChunkReader`:
 
 1. Every chunk is checked as a table in memory is (a bad value is named with its file and
    row), its class labels collected, and a bounded uniform sample of rows kept (the
@@ -34,9 +34,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,18 +45,12 @@ from dltoolkit.data.arrays import ArraySplits
 from dltoolkit.data.rows import EncodedRows
 from dltoolkit.data.sources import parse_source
 from dltoolkit.data.streams import filled_cache_folder
-from dltoolkit.data.tabular import (
-    TableSplits,
-    first_row,
-    part_files,
-    positive_last,
-    table_from_frame,
-)
+from dltoolkit.data.table_chunks import ChunkReader, class_order, label_keys, unit_hash
+from dltoolkit.data.tabular import TableSplits, part_files, positive_last
 from dltoolkit.errors import ConfigError, DataError
 
 # A csv/parquet table larger than this on disk streams under data.cache: auto.
 AUTO_STREAM_BYTES = 512 << 20
-CHUNK_ROWS = 100_000
 # The uniform sample of rows the FeatureSpace adapts on (its training rows).
 SAMPLE_ROWS = 200_000
 # Raw test rows kept for permutation importance.
@@ -89,55 +81,6 @@ def refuse(config: DataConfig, why: str) -> None:
         )
 
 
-def chunks(
-    kind: str, files: list[Path], text_columns: list[str], rows: int | None = None
-) -> Iterator[tuple[Path, pd.DataFrame]]:
-    """``(file, chunk)`` for every chunk of ``rows`` rows (:data:`CHUNK_ROWS` by default)
-    of every file, each chunk's index numbering its rows in its file from 0 (so errors
-    name the file's row); ``text_columns`` are read as text."""
-    rows = rows or CHUNK_ROWS
-    for file in files:
-        if file.stat().st_size == 0:
-            raise DataError(f"{kind} file {str(file)!r} is empty; it needs a header and rows.")
-        try:
-            if kind == "csv":
-                types = dict.fromkeys(text_columns, str)
-                reader = pd.read_csv(file, skipinitialspace=True, chunksize=rows, dtype=types)
-                yield from ((file, chunk) for chunk in reader)
-            else:
-                yield from ((file, chunk) for chunk in _parquet_chunks(file, rows))
-        except (ValueError, OSError, pd.errors.ParserError) as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise DataError(
-                f"{kind} file {str(file)!r} could not be read: {first or type(error).__name__}"
-            ) from None
-
-
-def _parquet_chunks(file: Path, rows: int) -> Iterator[pd.DataFrame]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        hint = 'pip install "dltoolkit[parquet]"'
-        raise DataError(f"reading parquet needs pyarrow; install it with: {hint}") from None
-    start = 0
-    for batch in pq.ParquetFile(file).iter_batches(batch_size=rows):
-        frame = batch.to_pandas()
-        frame.index = pd.RangeIndex(start, start + len(frame))
-        start += len(frame)
-        yield frame
-
-
-def unit_hash(values: np.ndarray, seed: int) -> np.ndarray:
-    """A deterministic hash of unsigned 64-bit ``values`` and ``seed`` (splitmix64),
-    uniform in [0, 1)."""
-    with np.errstate(over="ignore"):
-        z = values.astype(np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15) % (1 << 64))
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-
-
 @dataclasses.dataclass
 class _Scan:
     """What the first pass learns."""
@@ -152,100 +95,7 @@ class _Scan:
     sample: pd.DataFrame  # raw rows with _u (split hash), _t (time), _v (sample hash)
 
 
-class _Reader:
-    """The chunks of one table, checked as a table in memory is."""
-
-    def __init__(self, config: DataConfig, seed: int, classes: bool):
-        self.config, self.seed, self.classes = config, seed, classes
-        self.kind, location = parse_source(config.source)
-        self.files = part_files(self.kind, location)
-        # Column kinds settled on the first chunk, so that every chunk of both passes
-        # reads the categorical columns as text (a CSV chunk's own guess could turn a
-        # code into "1.0" in one chunk and "1" in another).
-        file, first = next(chunks(self.kind, self.files[:1], []), (self.files[0], None))
-        if first is None or first.empty:
-            raise DataError(f"data source {config.source!r} has a header but no rows.")
-        table = table_from_frame(first, f"{self.kind}:{file}", config)
-        self.checked = dataclasses.replace(config, categorical=table.categorical)
-        self.text_columns = table.categorical
-
-    def __iter__(self) -> Iterator[tuple[Any, pd.DataFrame, np.ndarray, np.ndarray]]:
-        """``(table, frame, u, t)`` of every chunk: the checked table, its feature rows,
-        each row's split hash and time value (NaN without a time split)."""
-        start = 0
-        for file, chunk in chunks(self.kind, self.files, self.text_columns):
-            source = f"{self.kind}:{file}"
-            table = table_from_frame(chunk, source, self.checked)
-            if self.config.split_key is not None:
-                if self.config.split_key not in chunk.columns:
-                    raise DataError(
-                        f"data source {source!r} has no column {self.config.split_key!r} "
-                        "(data.split_key); name a column that identifies related rows."
-                    )
-                keys = pd.util.hash_pandas_object(chunk[self.config.split_key], index=False)
-                u = unit_hash(keys.to_numpy(np.uint64), self.seed)
-            else:
-                u = unit_hash(np.arange(start, start + len(chunk), dtype=np.uint64), self.seed)
-            t = np.full(len(chunk), np.nan)
-            if self.config.split == "time" and table.time_column is not None:
-                t = _time_values(chunk[table.time_column], source, table.time_column)
-            elif self.config.split == "time":
-                t = np.arange(start, start + len(chunk), dtype=np.float64)
-            if not self.classes:
-                _finite_labels(chunk[table.label], source, table.label)
-            start += len(chunk)
-            yield table, chunk, u, t
-
-
-def _time_values(values: pd.Series, source: str, column: str) -> np.ndarray:
-    """Time column values as numbers (numbers, or dates as nanoseconds)."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    if numbers.notna().all():
-        return numbers.to_numpy(np.float64)
-    dates = pd.to_datetime(values, errors="coerce")
-    if dates.isna().any():
-        index, row = first_row(dates.isna())
-        raise DataError(
-            f"data source {source!r}: time column {column!r} holds {values.iloc[index]!r} "
-            f"at row {row} (counting the header as row 1); it needs a number or a date."
-        )
-    return dates.astype("int64").to_numpy(np.float64)
-
-
-def _finite_labels(values: pd.Series, source: str, column: str) -> np.ndarray:
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(np.float64)
-    if not np.all(np.isfinite(numbers)):
-        index, row = first_row(pd.Series(~np.isfinite(numbers), index=values.index))
-        raise DataError(
-            f"data source {source!r}: label {column!r} at row {row} is "
-            f"{values.iloc[index]!r}; regression needs a finite number in every row."
-        )
-    return numbers
-
-
-def label_keys(values: pd.Series, source: str, column: str) -> np.ndarray:
-    """Class labels as text, the same for a column read as numbers or as text."""
-    if pd.api.types.is_float_dtype(values):
-        numbers = values.to_numpy(np.float64)
-        if not np.all(numbers == np.round(numbers)):
-            raise DataError(
-                f"data source {source!r}: labels are non-integer floats; classification "
-                "expects integer or string class labels (task: regression predicts a number)."
-            )
-        return numbers.astype(np.int64).astype(str)
-    return values.astype(str).to_numpy()
-
-
-def class_order(keys: set[str]) -> list[str]:
-    """Class names sorted as a table in memory sorts them: by number where all are
-    integers, else as text."""
-    try:
-        return [str(value) for value in sorted(int(key) for key in keys)]
-    except ValueError:
-        return sorted(keys)
-
-
-def _scan(reader: _Reader) -> _Scan:
+def _scan(reader: ChunkReader) -> _Scan:
     """Pass 1: check every chunk, collect labels, keep the sample."""
     labels: set[str] = set()
     missing: set[str] = set()
@@ -315,7 +165,7 @@ def load_streamed_table(
 def _encode(config: DataConfig, seed: int, classes: bool, saved: Path | None, folder: Path) -> None:
     """The two passes, writing the splits' files, labels, samples and meta into ``folder``."""
     started = time.perf_counter()
-    reader = _Reader(config, seed, classes)
+    reader = ChunkReader(config, seed, classes)
     scan = _scan(reader)
     source = config.source
     class_names: list[str] = []

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from dltoolkit.config import DataConfig
+from dltoolkit.data import table_chunks
 from dltoolkit.data.rows import EncodedRows
 from dltoolkit.errors import ConfigError, DataError
 
@@ -84,25 +85,21 @@ def config_for(path, cache_dir, **settings):
     return DataConfig(**{**values, **settings})
 
 
-def test_streamed_table_splits_checks_and_reuses_its_encoding(tmp_path, capsys):
+def test_streamed_table_splits_checks_and_reuses_its_encoding(tmp_path, capsys, monkeypatch):
     from dltoolkit import features, streamed_tables
 
     frame = fraud_like(3_000)
     frame.to_csv(tmp_path / "t.csv", index=False)
     config = config_for(f"csv:{tmp_path / 't.csv'}", tmp_path / "cache", split="random")
-    monkey_chunks = streamed_tables.CHUNK_ROWS
-    streamed_tables.CHUNK_ROWS = 700  # several chunks
-    try:
-        data = streamed_tables.load_streamed_table(config, 0, classes=True)
-    finally:
-        streamed_tables.CHUNK_ROWS = monkey_chunks
+    monkeypatch.setattr(table_chunks, "CHUNK_ROWS", 700)  # several chunks
+    data = streamed_tables.load_streamed_table(config, 0, classes=True)
     sizes = data.sizes()
     assert sum(sizes.values()) == 3_000
     assert abs(sizes["test"] - 450) < 90 and abs(sizes["validation"] - 450) < 90
     assert data.class_names == ["0", "1"] and data.table.sampled
     assert "read 3,000 rows" in capsys.readouterr().err
     # The test split's rows are the file's rows its hash chose, encoded by the FeatureSpace.
-    u = streamed_tables.unit_hash(np.arange(3_000, dtype=np.uint64), 0)
+    u = table_chunks.unit_hash(np.arange(3_000, dtype=np.uint64), 0)
     test = frame[u < config.test_split].reset_index(drop=True)
     np.testing.assert_array_equal(data.y_test, test["Class"].to_numpy())
     expected = features.encode(data.feature_space, test, ["Time", "amount", "v1"], ["kind"])
@@ -177,14 +174,14 @@ def test_streamed_chunks_read_integer_codes_alike_and_bad_settings_are_one_line(
     frame["code"] = frame["code"].astype(object)
     frame.loc[1_500, "code"] = None  # a later chunk alone has a gap: read as floats, alone
     frame.to_csv(tmp_path / "codes.csv", index=False)
-    monkeypatch.setattr(streamed_tables, "CHUNK_ROWS", 700)
+    monkeypatch.setattr(table_chunks, "CHUNK_ROWS", 700)
     source = f"csv:{tmp_path / 'codes.csv'}"
     config = config_for(source, tmp_path / "cache", split="random", categorical=["kind", "code"])
     data = streamed_tables.load_streamed_table(config, 0, classes=True)
     # Every chunk read "code" as text: 1, 2, 3 and the gap, never "1.0" (out of vocabulary).
     whole = pd.read_csv(tmp_path / "codes.csv", dtype={"code": str, "kind": str})
     whole["code"] = whole["code"].fillna("")
-    test = whole[streamed_tables.unit_hash(np.arange(2_000, dtype=np.uint64), 0) < 0.15]
+    test = whole[table_chunks.unit_hash(np.arange(2_000, dtype=np.uint64), 0) < 0.15]
     names = (["Time", "amount", "v1"], ["kind", "code"])
     expected = features.encode(data.feature_space, test.reset_index(drop=True), *names)
     np.testing.assert_allclose(data.x_test.read(), expected, rtol=1e-6)
