@@ -235,7 +235,7 @@ def fit(
     training), so that the logged epochs number on."""
     x_train, y_train, x_val, y_val = arrays
     if config.train.refit_on_validation:
-        x_train, y_train = concatenate(x_train, x_val), np.concatenate([y_train, y_val])
+        x_train, y_train = concatenate(x_train, x_val), concatenate(y_train, y_val)
 
     with naming_bad_files(x_train, x_val):
         x_train, x_val = as_input(x_train), as_input(x_val)

@@ -401,12 +401,13 @@ TWO_CPUS = ("--set", "distribute.cpu_devices=2")
 def test_clustering_on_two_workers_and_mirrored_devices_gives_the_same_segments(
     tmp_path: Path,
 ) -> None:
-    off = segmentation(tmp_path / "off", *RECIPE)
+    one = segmentation(tmp_path / "one", "launch", "--workers", "1", *RECIPE)
     two = segmentation(tmp_path / "two", "launch", "--workers", "2", *RECIPE)
-    np.testing.assert_array_equal(off, two)
+    np.testing.assert_array_equal(one, two)
     (run_dir,) = (tmp_path / "two" / "runs" / "customer-segmentation").iterdir()
     placement = json.loads((run_dir / "metrics.json").read_text())["distribute"]
     assert placement["strategy"] == "multi_worker" and placement["workers"] == 2
+    off = segmentation(tmp_path / "off", *RECIPE)
     mirrored = segmentation(tmp_path / "mirrored", *RECIPE, "--strategy", "mirrored", *TWO_CPUS)
     np.testing.assert_array_equal(off, mirrored)
 

@@ -202,10 +202,19 @@ def test_streamed_chunks_read_integer_codes_alike_and_bad_settings_are_one_line(
     for recipe, extra, words in (
         ("fraud-detection", ["--set", "data.split_key=Time", "--set", "data.split=time"],
          "data.split_key"),
-        ("fraud-anomaly", [], "task anomaly needs the table in memory"),
         ("customer-segmentation", ["--set", "data.label=null"],
          "task clustering needs the table in memory"),
     ):  # fmt: skip
         result = invoke("recipe", recipe, *streamed, *extra, "--output", str(tmp_path / "r"))
         assert result.exit_code == 2 and words in result.output, (recipe, result.output)
         assert len(result.output.strip().splitlines()) == 1, result.output
+    # The autoencoder streams too: its targets are its inputs' rows, read from the same file.
+    runs = tmp_path / "anomaly"
+    fraud_like(2_000, seed=3).to_csv(tmp_path / "normal.csv", index=False)
+    epoch = ("--set", "train.epochs=1", "--set", "export.enabled=false")
+    streamed[1] = f"csv:{tmp_path / 'normal.csv'}"
+    result = invoke("recipe", "fraud-anomaly", *streamed, *epoch, "--output", str(runs))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(next(runs.rglob("metrics.json")).read_text())
+    assert np.isfinite(metrics["test"]["pr_auc"]) and len(metrics["baselines"]) == 2
+    assert (next(runs.rglob("latent_space.png"))).is_file()

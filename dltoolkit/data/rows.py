@@ -161,12 +161,18 @@ class EncodedRows:
         self, batch_size: int, *columns: np.ndarray, shuffle_seed: int | None = None
     ) -> Any:
         """A tf.data.Dataset of batches of the rows, each with the matching rows of
-        ``columns`` (labels, sample weights): the rows alone where no columns are given,
-        else ``(rows, *columns)``. Shuffled every epoch from ``shuffle_seed`` (None: in
+        ``columns`` (labels, sample weights; or rows on disk themselves, such as an
+        autoencoder's targets): the rows alone where no columns are given, else
+        ``(rows, *columns)``. Shuffled every epoch from ``shuffle_seed`` (None: in
         order). Every batch is full but the last of an epoch."""
         import tensorflow as tf
 
-        extra = tuple(np.asarray(column) for column in columns)
+        extra = tuple(
+            column if isinstance(column, EncodedRows) else np.asarray(column) for column in columns
+        )
+        for column in extra:
+            if len(column) != len(self):
+                raise ValueError(f"a column of {len(column)} rows beside {len(self)} rows")
         epochs = itertools.count()
         order = self._reading_order() if shuffle_seed is not None else None
 
@@ -174,7 +180,7 @@ class EncodedRows:
             epoch = next(epochs)
             left: tuple[np.ndarray, ...] | None = None  # rows short of a batch, carried on
             for positions in self._buffers(order, shuffle_seed, epoch):
-                rows = (self.read(positions), *(column[positions] for column in extra))
+                rows = (self.read(positions), *(_rows_of(column, positions) for column in extra))
                 if left is not None:
                     rows = tuple(np.concatenate(pair) for pair in zip(left, rows, strict=True))
                 full = len(rows[0]) - len(rows[0]) % batch_size
@@ -187,7 +193,7 @@ class EncodedRows:
 
         signature = tuple(
             tf.TensorSpec((None, *values.shape[1:]), tf.as_dtype(values.dtype))
-            for values in (np.zeros((0, *self.row_shape), np.float32), *extra)
+            for values in (self, *extra)
         )
         data = tf.data.Dataset.from_generator(
             generate, output_signature=signature if extra else signature[0]
@@ -226,6 +232,11 @@ class EncodedRows:
                 order[b * BLOCK_ROWS : (b + 1) * BLOCK_ROWS] for b in blocks[start : start + per]
             ]
             yield rng.permutation(np.concatenate(chosen))
+
+
+def _rows_of(column: Any, positions: np.ndarray) -> np.ndarray:
+    """The values of ``column`` (an array, or rows on disk) at ``positions``."""
+    return column.read(positions) if isinstance(column, EncodedRows) else column[positions]
 
 
 def read_rows(

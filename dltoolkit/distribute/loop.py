@@ -114,7 +114,8 @@ def worker_shard(arrays: tuple, placement: Placement, batch_size: int, seed: int
     keep = len(images) - len(images) % workers
     rows = np.arange(index, keep, workers)
     local = images[rows]
-    data = local.batches(batch_size, *(np.asarray(c)[rows] for c in columns), shuffle_seed=seed)
+    shares = (c[rows] if is_streamed(c) else np.asarray(c)[rows] for c in columns)
+    data = local.batches(batch_size, *shares, shuffle_seed=seed)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return data.with_options(options)

@@ -10,6 +10,7 @@ an isolation forest and the reconstruction error of a PCA (a linear autoencoder)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from dltoolkit import streamed_tables
 from dltoolkit.config import RunConfig
 from dltoolkit.data import ArraySplits
+from dltoolkit.data.streams import decoded_rows
 from dltoolkit.errors import ConfigError, DataError
 from dltoolkit.layers import ReconstructionError
 from dltoolkit.report.figures import latent_picture
-from dltoolkit.tasks.base import Evaluation, fit_baseline, flat
+from dltoolkit.tasks.base import Evaluation, fit_baseline, outputs_of
 from dltoolkit.tasks.binary import Thresholded, choose_threshold, positive, ranking_scores
 
 
@@ -46,11 +47,6 @@ class AnomalyTask(Thresholded):
                 f"task anomaly needs model.builder 'autoencoder', received "
                 f"{config.model.get('builder')!r}. Set model.builder=autoencoder."
             )
-
-    def load_data(self, saved_features: Path | None = None) -> ArraySplits:
-        """The table, in memory: the autoencoder's inputs are also its targets."""
-        streamed_tables.refuse(self.config.data, "task anomaly")
-        return super().load_data(saved_features)
 
     def head(self, data: ArraySplits) -> dict[str, Any]:
         """No output head (the autoencoder reconstructs its input); labels must be 0/1."""
@@ -103,11 +99,11 @@ class AnomalyTask(Thresholded):
         results = []
         for name, (estimator, score) in candidates.items():
             fitted, seconds, rows = fit_baseline(estimator, normal, None, self.config)
-            chosen = choose_threshold(
-                splits.y_val, score(fitted, flat(splits.x_val)), self.config.train.threshold
-            )
+            scorer = functools.partial(score, fitted)  # a chunk at a time where streamed
+            threshold = self.config.train.threshold
+            chosen = choose_threshold(splits.y_val, outputs_of(scorer, splits.x_val), threshold)
             test = ranking_scores(
-                splits.y_test, score(fitted, flat(splits.x_test)), chosen["threshold"]
+                splits.y_test, outputs_of(scorer, splits.x_test), chosen["threshold"]
             )
             parameters = int(fitted.components_.size) if hasattr(fitted, "components_") else None
             results.append(
@@ -130,10 +126,10 @@ class AnomalyTask(Thresholded):
     ) -> dict[str, Any]:
         """Permutation importance, and the autoencoder's latent space of test rows by class."""
         found = super().explain(evaluation, data, run_dir, echo)
-        rows = np.random.default_rng(self.config.seed).permutation(len(data.x_test))[:5000]
+        rows = np.sort(np.random.default_rng(self.config.seed).permutation(len(data.x_test))[:5000])
         latent_picture(
             evaluation.model.get_layer("encoder"),
-            data.x_test[rows],
+            decoded_rows(data.x_test[rows], len(rows), 0),
             np.asarray(data.y_test)[rows],
             data.class_names or ["normal", "anomaly"],
             "Autoencoder latent space of test rows, by class",
