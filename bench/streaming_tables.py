@@ -18,7 +18,7 @@ import json
 import tempfile
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 from results import machine, markdown_table, recipe_in_process, write_section
 
 SETTINGS = [
@@ -29,14 +29,22 @@ SETTINGS = [
 
 
 def replicate(source: Path, target: Path, copies: int) -> int:
-    """``copies`` copies of ``source`` in one CSV, each copy's Time after the last's."""
-    frame = pd.read_csv(source)
-    span = float(frame["Time"].max()) + 1.0
-    with open(target, "w") as out:
+    """``copies`` copies of ``source`` in one CSV, each copy's Time (its first column,
+    whole seconds) after the last's: the other fields are copied as the file spells them,
+    so writing 10 GB takes minutes, not the half hour of formatting every number again."""
+    header, *lines = source.read_bytes().splitlines()
+    split = [line.split(b",", 1) for line in lines]
+    times = np.array([int(float(time)) for time, _ in split], np.int64)
+    rests = [rest for _, rest in split]
+    span = int(times.max()) + 1
+    with open(target, "wb") as out:
+        out.write(header + b"\n")
         for copy in range(copies):
-            part = frame.assign(Time=frame["Time"] + copy * span)
-            part.to_csv(out, index=False, header=copy == 0)
-    return len(frame) * copies
+            shifted = (times + copy * span).astype(str)
+            out.write(
+                b"".join(b"%s,%s\n" % (t.encode(), r) for t, r in zip(shifted, rests, strict=True))
+            )
+    return len(lines) * copies
 
 
 def run(folder: Path, source: str, cache: Path) -> dict:

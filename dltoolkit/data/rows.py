@@ -101,7 +101,7 @@ class EncodedRows:
             if len(run):
                 index = int(which[run[0]])
                 path, rows = self.parts[index]
-                parts.append((path, np.asarray(rows)[positions[run] - offsets[index]]))
+                parts.append((path, _file_rows(rows, positions[run] - offsets[index])))
         return self._with(parts)
 
     def concatenate(self, other: EncodedRows) -> EncodedRows:
@@ -139,7 +139,7 @@ class EncodedRows:
         ):
             mask = which == index
             if mask.any():
-                file_rows = np.asarray(part_rows)[positions[mask] - offset]
+                file_rows = _file_rows(part_rows, positions[mask] - offset)
                 found = read_rows(path, self.width, file_rows, self.stored, self.offset)
                 result[mask] = found.reshape(-1, *self.row_shape)
         return result
@@ -234,6 +234,14 @@ class EncodedRows:
             yield rng.permutation(np.concatenate(chosen))
 
 
+def _file_rows(rows: Any, taken: np.ndarray) -> np.ndarray:
+    """The row numbers in its file of a part's rows at ``taken``: arithmetic for a range
+    (never an array of the whole part for a few of its rows), indexing for an array."""
+    if isinstance(rows, range):
+        return rows.start + rows.step * np.asarray(taken, np.int64)
+    return np.asarray(rows)[taken]
+
+
 def _rows_of(column: Any, positions: np.ndarray) -> np.ndarray:
     """The values of ``column`` (an array, or rows on disk) at ``positions``."""
     return column.read(positions) if isinstance(column, EncodedRows) else column[positions]
@@ -253,11 +261,17 @@ def read_rows(
     ordered = rows[order]
     row_bytes = stored.itemsize * width
     span_rows = max(BLOCK_ROWS, SHUFFLE_BUFFER_BYTES // max(row_bytes, 1) // 4)
+    # A span ends before a gap of more than a block of rows not asked for, so that the
+    # scattered blocks of a shuffle are read alone rather than with what lies between.
+    gaps = np.flatnonzero(np.diff(ordered) > BLOCK_ROWS) + 1
     with open(path, "rb") as file:
         start = 0
         while start < len(ordered):
             first = int(ordered[start])
             stop = int(np.searchsorted(ordered, first + span_rows, side="left"))
+            after = int(np.searchsorted(gaps, start, side="right"))
+            if after < len(gaps):
+                stop = min(stop, int(gaps[after]))
             last = int(ordered[stop - 1])
             file.seek(offset + first * row_bytes)
             span = np.fromfile(file, stored, (last - first + 1) * width)
