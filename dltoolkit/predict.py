@@ -293,11 +293,9 @@ def _table_chunks(kind: str, location: str, chunk_rows: int, text_columns: list[
         ) from None
 
     def parquet_frames():
-        start = 0
-        for batch in parquet.iter_batches(batch_size=chunk_rows):
-            frame = batch.to_pandas()
-            frame.index = pd.RangeIndex(start, start + len(frame))
-            start += len(frame)
+        from dltoolkit.data.table_chunks import parquet_chunks
+
+        for frame in parquet_chunks(path, chunk_rows):
             yield frame, len(frame)
 
     return parquet.metadata.num_rows, "rows", parquet_frames()

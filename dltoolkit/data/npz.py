@@ -33,6 +33,8 @@ from dltoolkit.errors import DataError
 AUTO_STREAM_BYTES = 1 << 30
 # Bytes read at a time when checking or decompressing x.
 CHUNK_BYTES = 64 << 20
+# What reading a file that is not a sound .npz archive raises.
+_UNREADABLE = (OSError, ValueError, zipfile.BadZipFile)
 
 
 def load(path: str, config: DataConfig, require_labels: bool = True) -> LabelledArrays:
@@ -42,8 +44,8 @@ def load(path: str, config: DataConfig, require_labels: bool = True) -> Labelled
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path!r} is not a readable .npz archive ({error}).") from None
+    except _UNREADABLE as error:
+        raise _unreadable(path, error) from None
     needed = ("x", "y") if require_labels else ("x",)
     _check_arrays(path, sorted(arrays), needed)
     x = arrays["x"]
@@ -96,8 +98,8 @@ def member(path: str, name: str = "x") -> Member:
         with open(path, "rb") as file:
             file.seek(info.header_offset)
             local = file.read(30)
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise DataError(f"{path!r} is not a readable .npz archive ({error}).") from None
+    except _UNREADABLE as error:
+        raise _unreadable(path, error) from None
     # A zip entry's local header: 30 bytes, then its name and extra field (their lengths
     # at bytes 26 and 28), then the entry's bytes: here the .npy header, then the numbers.
     name_length, extra_length = struct.unpack("<HH", local[26:30])
@@ -137,8 +139,8 @@ def load_streamed(location: str, config: DataConfig) -> LabelledArrays:
         with np.load(location, allow_pickle=False) as archive:  # reads y alone
             _check_arrays(location, sorted(archive.files), ("x", "y"))
             labels = {key: archive[key] for key in ("y", "class_names") if key in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise DataError(f"{location!r} is not a readable .npz archive ({error}).") from None
+    except _UNREADABLE as error:
+        raise _unreadable(location, error) from None
     y, class_names = _labels(labels, source)
     width = math.prod(x.shape[1:])
     if x.compressed:
@@ -215,6 +217,11 @@ def _digest(location: str) -> str:
     stat = path.stat()
     key = f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _unreadable(path: str, error: BaseException) -> DataError:
+    """The one line for a file that is not a readable .npz archive."""
+    return DataError(f"{path!r} is not a readable .npz archive ({error}).")
 
 
 def _check_file(path: str) -> None:

@@ -213,7 +213,8 @@ def seeded_rows(count: int, rows: int, seed: int) -> np.ndarray:
 
 def is_streamed(x: Any) -> bool:
     """Whether ``x`` is read from disk a batch at a time (not an array in memory): image
-    files, or the encoded rows of a large table."""
+    files, or rows on disk (a large table's encoded rows, a large npz archive's or TFDS
+    dataset's)."""
     return isinstance(x, ImageFiles | EncodedRows)
 
 

@@ -42,7 +42,7 @@ def chunks(
                 reader = pd.read_csv(file, skipinitialspace=True, chunksize=rows, dtype=types)
                 yield from ((file, chunk) for chunk in reader)
             else:
-                yield from ((file, chunk) for chunk in _parquet_chunks(file, rows))
+                yield from ((file, chunk) for chunk in parquet_chunks(file, rows))
         except (ValueError, OSError, pd.errors.ParserError) as error:
             first = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise DataError(
@@ -50,7 +50,9 @@ def chunks(
             ) from None
 
 
-def _parquet_chunks(file: Path, rows: int) -> Iterator[pd.DataFrame]:
+def parquet_chunks(file: Path, rows: int) -> Iterator[pd.DataFrame]:
+    """A parquet file's record batches of ``rows`` rows as frames, each frame's RangeIndex
+    numbering its rows in the file from 0."""
     try:
         import pyarrow.parquet as pq
     except ImportError:

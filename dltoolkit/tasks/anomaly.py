@@ -20,7 +20,7 @@ import numpy as np
 
 from dltoolkit.config import RunConfig
 from dltoolkit.data import ArraySplits
-from dltoolkit.data.streams import decoded_rows
+from dltoolkit.data.streams import decoded_rows, seeded_rows
 from dltoolkit.errors import ConfigError, DataError
 from dltoolkit.layers import ReconstructionError
 from dltoolkit.report.figures import latent_picture
@@ -126,7 +126,7 @@ class AnomalyTask(Thresholded):
     ) -> dict[str, Any]:
         """Permutation importance, and the autoencoder's latent space of test rows by class."""
         found = super().explain(evaluation, data, run_dir, echo)
-        rows = np.sort(np.random.default_rng(self.config.seed).permutation(len(data.x_test))[:5000])
+        rows = seeded_rows(len(data.x_test), 5000, self.config.seed)
         latent_picture(
             evaluation.model.get_layer("encoder"),
             decoded_rows(data.x_test[rows], len(rows), 0),
