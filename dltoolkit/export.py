@@ -47,6 +47,7 @@ def serving_head(written: dict[str, Any]) -> dict[str, Any]:
         "class_names": data.get("class_names"),
         "decision": written.get("decision") or {},
         "series": data.get("series") or {},
+        "scorecard": written.get("scorecard"),
     }
 
 
@@ -63,7 +64,8 @@ def export_saved_model(
     beside the model, missing numbers filled with the training medians) and returns the
     task's named outputs (its ``serving_outputs``), for example: ``probabilities``,
     ``class_id``, ``class_name`` (classification); ``probability``, ``class_id``,
-    ``class_name`` at the chosen threshold (binary); ``prediction`` (regression);
+    ``class_name`` at the chosen threshold (binary; and scorecard ``points`` where the run
+    has a scorecard); ``prediction`` (regression);
     ``segment`` and ``segment_probabilities`` (clustering); ``anomaly_score``, and
     ``class_id``, ``class_name`` at the chosen score threshold (anomaly); ``log_return``
     and ``price`` over the horizon, or ``variance`` and ``volatility`` (forecasting);

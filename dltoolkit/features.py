@@ -159,6 +159,7 @@ def load_table_dataset(
     saved: Path | None = None,
     fold: tuple[int, int] | None = None,
     labelled: bool = True,
+    keep: list[str] | None = None,
 ) -> ArraySplits:
     """Read, check and split a table, then encode every split for the model.
 
@@ -170,6 +171,7 @@ def load_table_dataset(
             a run); by default a new FeatureSpace is adapted on the training split.
         fold: ``(index, count)``: split for that cross-validation fold instead.
         labelled: False for tables without a label (clustering); the ``y_*`` are zeros.
+        keep: further raw columns whose test rows are kept (``table.kept_test``).
 
     Returns:
         ArraySplits of encoded inputs, with ``table`` (the raw TableSplits) and
@@ -180,7 +182,7 @@ def load_table_dataset(
 
     kind, location = parse_source(config.source)
     table = load_table(kind, location, config, require_label=labelled)
-    splits = split_table(table, config, seed, classes, fold)
+    splits = split_table(table, config, seed, classes, fold, keep)
     numeric, categorical = splits.numeric, splits.categorical
     if saved is None:
         space = feature_space(splits.train, numeric, categorical, config.log_transform)

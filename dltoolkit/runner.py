@@ -98,7 +98,7 @@ def run(
         "test": evaluation.test,
         **evaluation.sections,
         # Per-row predictions of the baselines feed the artefacts, not metrics.json.
-        "baselines": [{k: v for k, v in b.items() if k != "predictions"} for b in baselines],
+        "baselines": [without_predictions(b) for b in baselines],
         **run_facts(config, fitted),
         "data": task.data_facts(data),
     }
@@ -126,12 +126,21 @@ def evaluate_folds(task: Task, count: int, echo: Callable[[str], None]) -> dict[
     On workers other than the chief the folds are only trained (see :func:`run`)."""
     config, headline = task.config, task.headline
     per_fold = []
+    held_out: dict[str, list] = {"y": [], "deep model": []}
     for index in range(count):
         keras.utils.set_random_seed(config.seed)
         data = task.fold_data(index, count)
         fitted = fit_fold(task, data, echo)
-        scores = {"deep model": task.evaluate(fitted, data).test}
-        scores.update({b["name"]: b["test"] for b in task.baselines(data)})
+        evaluation = task.evaluate(fitted, data)
+        baselines = task.baselines(data)
+        scores = {"deep model": evaluation.test}
+        scores.update({b["name"]: b["test"] for b in baselines})
+        held_out["y"].append(np.asarray(data.y_test))
+        held_out["deep model"].append((evaluation.outputs, evaluation.uncalibrated))
+        for b in baselines:
+            if b.get("predictions") is not None:
+                pair = (b["predictions"], b.get("uncalibrated_predictions"))
+                held_out.setdefault(b["name"], []).append(pair)
         per_fold.append(
             {
                 "fold": index,
@@ -161,7 +170,34 @@ def evaluate_folds(task: Task, count: int, echo: Callable[[str], None]) -> dict[
         f"{count}-fold mean {headline}: "
         + ", ".join(f"{name} {number(m.get(headline))}" for name, m in summary["mean"].items())
     )
+    pooled = pooled_scores(task, held_out, count)
+    if pooled:
+        summary["pooled"] = pooled
     return summary
+
+
+def pooled_scores(task: Task, held_out: dict[str, list], count: int) -> dict[str, Any]:
+    """Each model's out-of-fold test outputs of all ``count`` folds scored together (every
+    row once), where the task pools them and the model gave outputs in every fold."""
+    if not task.pools_folds:
+        return {}
+    y = np.concatenate(held_out.pop("y"))
+    pooled = {}
+    for name, pairs in held_out.items():
+        if len(pairs) != count:
+            continue
+        outputs = np.concatenate([np.asarray(o, np.float64).reshape(len(o), -1) for o, _ in pairs])
+        befores = [before for _, before in pairs]
+        before = None if any(b is None for b in befores) else np.concatenate(befores)
+        scores = task.pooled_scores(y, outputs, before)
+        if scores is not None:
+            pooled[name] = scores
+    return pooled
+
+
+def without_predictions(baseline: dict[str, Any]) -> dict[str, Any]:
+    """A baseline's entry of metrics.json: its per-row predictions feed the artefacts."""
+    return {k: v for k, v in baseline.items() if not k.endswith("predictions")}
 
 
 def fit_fold(task: Task, data: Any, echo: Callable[[str], None] = print) -> Fitted:

@@ -46,7 +46,7 @@ from dltoolkit.data.rows import EncodedRows
 from dltoolkit.data.sources import parse_source
 from dltoolkit.data.streams import filled_cache_folder
 from dltoolkit.data.table_chunks import ChunkReader, class_order, label_keys, unit_hash
-from dltoolkit.data.tabular import TableSplits, part_files, positive_last
+from dltoolkit.data.tabular import TableSplits, checked_amounts, part_files, positive_last
 from dltoolkit.errors import ConfigError, DataError
 
 # A csv/parquet table larger than this on disk streams under data.cache: auto.
@@ -213,6 +213,8 @@ def _encode(config: DataConfig, seed: int, classes: bool, saved: Path | None, fo
     scanned = time.perf_counter() - started
 
     labels: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
+    # data.amount_column: money per row of the validation and test splits (8 bytes a row).
+    amounts: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS[1:]}
     width = 0
     with contextlib.ExitStack() as stack:
         outputs = {name: stack.enter_context(open(folder / f"{name}.f32", "wb")) for name in SPLITS}
@@ -223,14 +225,22 @@ def _encode(config: DataConfig, seed: int, classes: bool, saved: Path | None, fo
             )
             width = encoded.shape[1]
             y = targets(chunk)
+            money = None
+            if config.amount_column is not None:
+                money = checked_amounts(chunk, config.amount_column, source)
             for code, name in enumerate(SPLITS):
                 chosen = rows == code
                 encoded[chosen].tofile(outputs[name])
                 labels[name].append(y[chosen])
+                if money is not None and name in amounts:
+                    amounts[name].append(money[chosen])
     y_splits = {name: np.concatenate(labels[name]) for name in SPLITS}
     _check_splits(y_splits, config, classes, scan.rows)
     for name in SPLITS:
         np.save(folder / f"y_{name}.npy", y_splits[name])
+    for name, parts in amounts.items():
+        if parts:
+            np.save(folder / f"amount_{name}.npy", np.concatenate(parts))
     seconds = time.perf_counter() - started
     meta = {
         "format": FORMAT,
@@ -285,6 +295,10 @@ def _cached(folder: Path, config: DataConfig, saved: Path | None) -> ArraySplits
         medians=info["medians"],
         sampled=True,
     )
+    if config.amount_column is not None:
+        table.amounts = {
+            name: np.load(folder / f"amount_{name}.npy") for name in ("validation", "test")
+        }
     return ArraySplits(
         x_train=x["train"], y_train=y["train"], x_val=x["validation"], y_val=y["validation"],
         x_test=x["test"], y_test=y["test"], class_names=meta["class_names"],
@@ -314,6 +328,7 @@ def _digest(config: DataConfig, seed: int, classes: bool, saved: Path | None) ->
             "positive_class",
             "log_transform",
             "split_key",
+            "amount_column",
         )
     }
     settings.update(seed=seed, classes=classes, format=FORMAT)

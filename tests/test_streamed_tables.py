@@ -148,11 +148,16 @@ def test_a_streamed_table_trains_and_refuses_what_needs_it_in_memory(tmp_path):
         "--data", f"csv:{tmp_path / 't.csv'}", "--set", "data.label=Class",
         "--set", "data.cache=disk", "--set", f"data.cache_dir={tmp_path / 'cache'}",
         "--set", "data.split=random", "--set", "train.epochs=2",
+        "--set", "data.amount_column=amount",
     ]  # fmt: skip
     result = invoke("recipe", "fraud-detection", *common, "--output", str(tmp_path / "runs"))
     assert result.exit_code == 0, result.output
     metrics = json.loads(next((tmp_path / "runs").rglob("metrics.json")).read_text())
     assert sum(metrics["data"]["sizes"].values()) == 2_000
+    # Amounts streamed beside the labels: the money view sums the test frauds' amounts.
+    test_rows = table_chunks.unit_hash(np.arange(2_000, dtype=np.uint64), 0) < 0.2
+    frauds = frame[test_rows & (frame["Class"] == 1).to_numpy()]["amount"].sum()
+    assert metrics["test"]["money"]["value_of_positives"] == pytest.approx(frauds)
     assert "permutation_importance" in metrics["interpretability"]
     folds = invoke("recipe", "fraud-detection", *common, "--set", "data.folds=3")
     assert folds.exit_code == 2 and "data.folds" in folds.output and "memory" in folds.output
@@ -211,7 +216,8 @@ def test_streamed_chunks_read_integer_codes_alike_and_bad_settings_are_one_line(
     # The autoencoder streams too: its targets are its inputs' rows, read from the same file.
     runs = tmp_path / "anomaly"
     fraud_like(2_000, seed=3).to_csv(tmp_path / "normal.csv", index=False)
-    epoch = ("--set", "train.epochs=1", "--set", "export.enabled=false")
+    epoch = ("--set", "train.epochs=1", "--set", "export.enabled=false",
+             "--set", "data.amount_column=amount")  # fmt: skip
     streamed[1] = f"csv:{tmp_path / 'normal.csv'}"
     result = invoke("recipe", "fraud-anomaly", *streamed, *epoch, "--output", str(runs))
     assert result.exit_code == 0, result.output

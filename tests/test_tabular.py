@@ -15,7 +15,8 @@ from conftest import invoke, one_line_error, run_recipe_in
 from dltoolkit.config import DataConfig, ThresholdConfig
 from dltoolkit.data.tabular import load_table, read_frame, split_table
 from dltoolkit.errors import DataError
-from dltoolkit.tasks.binary import binary_scores, choose_threshold
+from dltoolkit.tasks.binary import binary_scores
+from dltoolkit.tasks.thresholds import choose_threshold
 
 QUICK = ("--set", "train.epochs=2", "--set", "train.verbose=0")
 
@@ -219,7 +220,7 @@ def test_binary_scores_at_a_threshold():
 
 @pytest.mark.backend_neutral
 def test_calibration_table_and_error():
-    from dltoolkit.tasks.binary import calibration
+    from dltoolkit.tasks.calibration import reliability as calibration
 
     rng = np.random.default_rng(0)
     p = rng.random(20000)
@@ -247,6 +248,7 @@ print(json.dumps({
     "inputs": sorted(serve.structured_input_signature[1]),
     "score": outputs[sys.argv[3]].numpy().tolist(),
     "class_name": [name.decode() for name in outputs["class_name"].numpy()],
+    "points": outputs["points"].numpy().tolist() if "points" in outputs else None,
     "dltoolkit_imported": "dltoolkit" in sys.modules,
 }))
 """
@@ -275,7 +277,10 @@ def binary_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_recipe_in(
         root, "phishing-detection", "--data", f"csv:{path}", *QUICK,
         "--set", "data.label=fraud", "--set", "data.missing=median",
-        "--set", "train.class_weight=balanced",
+        "--set", "train.class_weight=balanced", "--set", "train.calibration=platt",
+        "--set", "train.threshold.objective=cost", "--set", "train.costs.false_positive=1",
+        "--set", "train.costs.false_negative=4", "--set", "export.scorecard.enabled=true",
+        "--set", "report.fairness_groups=[merchant, hour<12]",
     )  # fmt: skip
 
 
@@ -290,13 +295,32 @@ def test_binary_run_writes_features_threshold_and_baselines(binary_run: Path):
     assert {b["name"] for b in metrics["baselines"]} == {
         "logistic_regression",
         "hist_gradient_boosting",
+        "lightgbm",
+        "xgboost",
     }
+    assert metrics["calibration"]["method"] == "platt"
+    assert metrics["decision"]["objective"] == "cost"
     for scores in [metrics["test"], *(b["test"] for b in metrics["baselines"])]:
         assert {"roc_auc", "pr_auc", "f1", "confusion_matrix", "brier", "ks"} <= set(scores)
+        before = scores["before_calibration"]
+        assert {"brier", "log_loss", "expected_calibration_error"} <= set(before)
+        money = scores["money"]
+        assert money["cost_without_model"] == 4 * int(np.sum(scores["confusion_matrix"][1]))
+        (_, false_positives), (false_negatives, _) = scores["confusion_matrix"]
+        assert scores["total_cost"] == money["total_cost"] == false_positives + 4 * false_negatives
+    audited = metrics["fairness"]["hour<12"]
+    assert set(audited) == {"network", *(b["name"] for b in metrics["baselines"])}
+    assert set(audited["network"]["groups"]) == {"hour < 12", "hour >= 12"}
+    assert set(metrics["fairness"]["merchant"]["network"]["groups"]) <= {
+        "grocery", "travel", "online", "fuel"
+    }  # fmt: skip
+    boosted = {b["name"]: b for b in metrics["baselines"]}["lightgbm"]
+    assert boosted["trees"] >= 1 and boosted["parameters"] >= boosted["trees"]
     info = json.loads((binary_run / "features.json").read_text())
     assert set(info["medians"]) == {"amount"}
     page = (binary_run / "report.html").read_text()
-    for picture in ("roc.png", "precision_recall.png", "confusion_matrix.png"):
+    assert "scorecard_points.png" in page and "Fairness by merchant" in page
+    for picture in ("roc.png", "precision_recall.png", "confusion_matrix.png", "reliability.png"):
         assert picture in names and picture in page, picture
     assert "permutation_importance.png" in page
     ranked = metrics["interpretability"]["permutation_importance"]["features"]
@@ -340,8 +364,22 @@ def test_saved_model_serves_raw_features_in_a_fresh_process(binary_run: Path, tm
     space, info = features.load(binary_run)
     frame = pd.DataFrame(rows).fillna(info["medians"])
     encoded = features.encode(space, frame, info["numeric"], info["categorical"])
-    expected = np.asarray(load_model(binary_run / "model.keras").predict(encoded, verbose=0))
+    model = load_model(binary_run / "model.keras")
+    expected = np.asarray(model.predict(encoded, verbose=0))
     np.testing.assert_allclose(served["score"], expected[:, 0], atol=1e-5, rtol=0)
+    # What is served is the network's probability after the Platt map the run fitted.
+    import keras
+
+    from dltoolkit.tasks.calibration import apply_calibration
+
+    layer = model.get_layer("calibration")
+    raw = np.asarray(keras.Model(model.inputs, layer.input).predict(encoded, verbose=0))
+    calibrated = apply_calibration(metrics["calibration"]["map"], raw[:, 0])
+    np.testing.assert_allclose(served["score"], calibrated, atol=1e-5, rtol=0)
+    assert np.max(np.abs(calibrated - raw[:, 0])) > 1e-3  # the map did change them
+    from dltoolkit.tasks.scorecard import points
+
+    np.testing.assert_allclose(served["points"], points(expected[:, 0], metrics["scorecard"]))
     threshold = metrics["decision"]["threshold"]
     names = metrics["data"]["class_names"]
     assert served["class_name"] == [names[int(p >= threshold)] for p in expected[:, 0]]
@@ -355,7 +393,7 @@ def test_predict_reads_raw_columns_from_a_csv(binary_run: Path, tmp_path: Path):
     result = invoke("predict", str(binary_run), "--data", f"csv:{path}", "--output", str(output))
     assert result.exit_code == 0, result.output
     predictions = pd.read_csv(output)
-    assert list(predictions.columns) == ["id", "probability", "class_id", "class_name"]
+    assert list(predictions.columns) == ["id", "probability", "class_id", "class_name", "points"]
     assert len(predictions) == 20 and predictions["probability"].between(0, 1).all()
     missing = write_csv(tmp_path, frame.drop(columns="hour"), "missing.csv")
     message = one_line_error(
@@ -424,7 +462,16 @@ def test_tabular_recipes_run_one_epoch(workdir: Path, recipe: str, headline: str
         assert load_config(recipe).data.folds == 5
         folds = metrics["cross_validation"]
         assert len(folds["per_fold"]) == 2
-        assert set(folds["mean"]) == {"deep model", "logistic_regression", "hist_gradient_boosting"}
+        models = {
+            "deep model",
+            "logistic_regression",
+            "hist_gradient_boosting",
+            "lightgbm",
+            "xgboost",
+        }
+        assert set(folds["mean"]) == set(folds["pooled"]) == models
+        pooled = folds["pooled"]["deep model"]
+        assert pooled["rows"] == 1000 and "before_calibration" in pooled
         mean = np.mean([fold["scores"]["deep model"]["roc_auc"] for fold in folds["per_fold"]])
         assert folds["mean"]["deep model"]["roc_auc"] == pytest.approx(mean)
 
@@ -481,6 +528,7 @@ def anomaly_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_recipe_in(
         root, "fraud-anomaly", "--data", f"csv:{path}", *QUICK,
         "--set", "data.label=fraud", "--set", "data.split=stratified",
+        "--set", "data.amount_column=amount",
     )  # fmt: skip
 
 
@@ -489,6 +537,7 @@ def test_anomaly_run_scores_reconstruction_error_against_unsupervised_baselines(
 ):
     from dltoolkit.evaluation import load_model
     from dltoolkit.features import load
+    from dltoolkit.tasks.calibration import apply_calibration
 
     page = (anomaly_run / "report.html").read_text()
     for picture in ("latent_space.png", "roc.png", "precision_recall.png"):
@@ -498,13 +547,18 @@ def test_anomaly_run_scores_reconstruction_error_against_unsupervised_baselines(
     assert [b["name"] for b in metrics["baselines"]] == ["isolation_forest", "pca_reconstruction"]
     for scores in [metrics["test"], *(b["test"] for b in metrics["baselines"])]:
         assert {"pr_auc", "roc_auc", "precision", "recall", "confusion_matrix"} <= set(scores)
-        assert "brier" not in scores  # reconstruction errors are not probabilities
+        # The recipe calibrates the score into a probability; reconstruction errors
+        # themselves are no probabilities, so there is nothing to judge before calibration.
+        assert "brier" in scores and "before_calibration" not in scores
+        assert scores["money"]["value_of_positives"] > 0
+    calibration = metrics["calibration"]["map"]
+    assert calibration["transform"] == "log"
     scorer = load_model(anomaly_run / "model.keras")
     autoencoder = scorer.get_layer("encoder"), scorer.get_layer("decoder")
     space, info = load(anomaly_run)
     x = features_of(space, info, transactions(8, seed=3))
     reconstruction = autoencoder[1].predict(autoencoder[0].predict(x, verbose=0), verbose=0)
-    expected = np.mean((reconstruction - x) ** 2, axis=1)
+    expected = apply_calibration(calibration, np.mean((reconstruction - x) ** 2, axis=1))
     np.testing.assert_allclose(scorer.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-6)
     # The network learnt normal rows only: fewer examples per epoch than the training split.
     history = pd.read_csv(anomaly_run / "history.csv")

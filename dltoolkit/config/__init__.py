@@ -22,6 +22,7 @@ from dltoolkit.config.loading import (
 )
 from dltoolkit.config.schema import (
     BACKENDS,
+    CALIBRATIONS,
     PRECISIONS,
     SCHEDULES,
     SPLITS,
@@ -29,6 +30,7 @@ from dltoolkit.config.schema import (
     THRESHOLD_OBJECTIVES,
     CheckpointConfig,
     ClusteringConfig,
+    CostConfig,
     DataConfig,
     DistributeConfig,
     EarlyStoppingConfig,
@@ -37,6 +39,7 @@ from dltoolkit.config.schema import (
     ReduceLROnPlateauConfig,
     ReportConfig,
     RunConfig,
+    ScorecardConfig,
     SeriesConfig,
     ThresholdConfig,
     TrainConfig,
@@ -44,6 +47,7 @@ from dltoolkit.config.schema import (
 
 __all__ = [
     "BACKENDS",
+    "CALIBRATIONS",
     "PRECISIONS",
     "SCHEDULES",
     "SPLITS",
@@ -51,6 +55,7 @@ __all__ = [
     "THRESHOLD_OBJECTIVES",
     "CheckpointConfig",
     "ClusteringConfig",
+    "CostConfig",
     "DataConfig",
     "DistributeConfig",
     "EarlyStoppingConfig",
@@ -59,6 +64,7 @@ __all__ = [
     "ReduceLROnPlateauConfig",
     "ReportConfig",
     "RunConfig",
+    "ScorecardConfig",
     "SeriesConfig",
     "ThresholdConfig",
     "TrainConfig",

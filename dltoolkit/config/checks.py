@@ -10,6 +10,7 @@ from typing import Any
 from dltoolkit.config.schema import (
     BACKENDS,
     CACHE_MODES,
+    CALIBRATIONS,
     PRECISIONS,
     SCHEDULES,
     SPLITS,
@@ -138,7 +139,7 @@ def check_values(config: RunConfig) -> None:
             threshold.objective,
             "one of " + ", ".join(THRESHOLD_OBJECTIVES),
         )
-    if threshold.objective != "f1" and not (
+    if threshold.objective not in ("f1", "cost") and not (
         threshold.target is not None and 0.0 < threshold.target < 1.0
     ):
         fail(
@@ -146,6 +147,7 @@ def check_values(config: RunConfig) -> None:
             threshold.target,
             f"a fraction between 0 and 1 with objective {threshold.objective!r}",
         )
+    _check_costs(config)
     if schedule.name not in SCHEDULES:
         fail("train.learning_rate_schedule.name", schedule.name, "one of " + ", ".join(SCHEDULES))
     if schedule.decay_steps is not None and schedule.decay_steps < 1:
@@ -167,6 +169,10 @@ def check_values(config: RunConfig) -> None:
             "'constant' while train.reduce_lr_on_plateau is on (a schedule and plateau "
             "reduction both set the learning rate; set reduce_lr_on_plateau.patience: null)",
         )
+    scorecard = config.export.scorecard
+    for key in ("base_odds", "points_to_double_odds"):
+        if not getattr(scorecard, key) > 0:
+            fail(f"export.scorecard.{key}", getattr(scorecard, key), "a positive number")
     if config.export.model_name is not None:
         check_model_name(config.export.model_name)
     if not isinstance(config.model.get("builder"), str):
@@ -174,6 +180,33 @@ def check_values(config: RunConfig) -> None:
     for key in ("permutation_repeats", "saliency_images"):
         if getattr(config.report, key) < 0:
             fail(f"report.{key}", getattr(config.report, key), "an integer >= 0 (0 turns it off)")
+
+
+def _check_costs(config: RunConfig) -> None:
+    """The cost model, the threshold it can choose and the calibration method."""
+    train = config.train
+    costs = train.costs
+    for key in ("false_positive", "false_negative", "review"):
+        value = getattr(costs, key)
+        if not (isinstance(value, (int, float)) and value >= 0):
+            fail(f"train.costs.{key}", value, "a cost >= 0 (money per row)")
+    has_costs = costs.false_positive or costs.false_negative or costs.review
+    if train.threshold.objective == "cost" and not (has_costs or config.data.amount_column):
+        fail(
+            "train.threshold.objective",
+            "cost",
+            "another objective when no cost is set (set train.costs.false_positive, "
+            "false_negative or review, or data.amount_column)",
+        )
+    if train.calibration not in CALIBRATIONS:
+        fail("train.calibration", train.calibration, "one of " + ", ".join(CALIBRATIONS))
+    if train.calibration != "none" and train.refit_on_validation:
+        fail(
+            "train.calibration",
+            train.calibration,
+            "none with train.refit_on_validation (the calibration is fitted on validation "
+            "rows, which the refit trains on)",
+        )
 
 
 def _check_distribute(distribute: DistributeConfig) -> None:

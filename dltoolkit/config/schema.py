@@ -95,6 +95,10 @@ class DataConfig:
     # Binary tables: the label value that is the positive class (class 1); by default the
     # second in sorted order (1 of 0/1).
     positive_class: str | None = None
+    # Binary and anomaly tables: a column of money amounts (>= 0) per row. With a cost
+    # model (train.costs) a missed positive costs its amount, instead of
+    # train.costs.false_negative; the test report gives the value of the positives caught.
+    amount_column: str | None = None
     # Tables: numeric columns standardised on the log(1 + x) scale (skewed amounts, counts).
     log_transform: list[str] = field(default_factory=list)
     # Tasks forecasting and signal: how a price series becomes windows and targets.
@@ -139,14 +143,34 @@ class ThresholdConfig:
 
     ``objective``: ``f1`` (the threshold of best F1), ``precision`` (the lowest threshold
     whose precision reaches ``target``: most recall at that precision) or ``recall`` (the
-    highest threshold whose recall reaches ``target``), or ``fixed`` (``target`` itself).
+    highest threshold whose recall reaches ``target``), ``cost`` (the least total cost of
+    ``train.costs`` on the validation rows), or ``fixed`` (``target`` itself).
     """
 
     objective: str = "f1"
     target: float | None = None
 
 
-THRESHOLD_OBJECTIVES = ("f1", "precision", "recall", "fixed")
+THRESHOLD_OBJECTIVES = ("f1", "precision", "recall", "cost", "fixed")
+
+
+@dataclass
+class CostConfig:
+    """What the decisions of a binary classifier or anomaly detector cost, in money.
+
+    A flagged row costs ``review`` (an analyst's look, a call), plus ``false_positive``
+    when it is a negative (a good customer declined); a positive let through costs
+    ``false_negative`` (a default, a missed fraud), or its amount in ``data.amount_column``
+    where that is set. All zero: no cost model (the report has no money view).
+    """
+
+    false_positive: float = 0.0
+    false_negative: float = 0.0
+    review: float = 0.0
+    currency: str = ""
+
+
+CALIBRATIONS = ("none", "platt", "isotonic", "temperature")
 
 
 SCHEDULES = ("constant", "cosine", "exponential", "polynomial")
@@ -229,6 +253,15 @@ class TrainConfig:
     # until every smaller class has this ratio of the largest class's rows, e.g. 1.0.
     oversample: float | None = None
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    # Binary and anomaly tasks: the money cost of decisions (threshold objective "cost",
+    # and the money view of the test report).
+    costs: CostConfig = field(default_factory=CostConfig)
+    # Binary and anomaly tasks: a monotone map from the network's score to a calibrated
+    # probability, fitted on the validation split after training and kept inside the saved
+    # and exported model: platt (logistic on the logit), temperature (the logit divided by
+    # one number), isotonic (piecewise linear; needs more validation positives) or none.
+    # Baselines are calibrated the same way.
+    calibration: str = "none"
     fine_tune: FineTuneConfig = field(default_factory=FineTuneConfig)
     # Fit on the training and validation splits together for exactly train.epochs (early
     # stopping off): the final fit after a search has fixed the hyperparameters. Scores on
@@ -245,12 +278,28 @@ class TrainConfig:
 
 
 @dataclass
+class ScorecardConfig:
+    """Credit-scorecard points beside a binary model's probability of the positive (bad)
+    class: ``points = offset + factor * ln(odds)`` with ``odds = (1 - p) / p`` (good to
+    bad), ``factor = points_to_double_odds / ln 2`` and ``offset`` putting ``base_score``
+    at ``base_odds``: higher points, lower risk. The SavedModel, ``dltk predict`` and the
+    report give them where ``enabled``.
+    """
+
+    enabled: bool = False
+    base_score: float = 600.0
+    base_odds: float = 50.0
+    points_to_double_odds: float = 20.0
+
+
+@dataclass
 class ExportConfig:
     """SavedModel export into a TF Serving model repository."""
 
     enabled: bool = True
     model_name: str | None = None
     directory: str = "saved_models"
+    scorecard: ScorecardConfig = field(default_factory=ScorecardConfig)
 
 
 @dataclass
@@ -261,6 +310,9 @@ class ReportConfig:
     permutation_repeats: int = 3  # shuffles per feature column (tables); 0: no importance
     saliency_images: int = 4  # test images with gradient saliency maps (images); 0: none
     tensorboard: bool = False  # TensorBoard logs in <run dir>/tensorboard (--tensorboard)
+    # Binary and anomaly tables: groups whose decisions are audited for disparate impact,
+    # each a column (one group per value) or COLUMN<NUMBER (the two sides of a cut).
+    fairness_groups: list[str] = field(default_factory=list)
 
 
 STRATEGIES = (

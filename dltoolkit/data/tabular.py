@@ -58,6 +58,10 @@ class TableSplits:
     # True where the frames are bounded samples of the splits (a table streamed from disk,
     # whose y_* are then the samples' labels).
     sampled: bool = False
+    # data.amount_column's values of the validation and test rows (money per row).
+    amounts: dict[str, np.ndarray] | None = None
+    # The raw values of further columns in the test rows (columns audited for fairness).
+    kept_test: pd.DataFrame | None = None
 
     def sizes(self) -> dict[str, int]:
         """Number of rows per split."""
@@ -261,6 +265,7 @@ def split_table(
     seed: int,
     classes: bool,
     fold: tuple[int, int] | None = None,
+    keep: list[str] | None = None,
 ) -> TableSplits:
     """Split a labelled table into train/validation/test as ``config.split`` says.
 
@@ -271,6 +276,7 @@ def split_table(
         classes: True when the label is a class (labels become indices into class names).
         fold: ``(index, count)`` for cross-validation: the test split is fold ``index`` of
             a (stratified) K-fold partition, and validation is drawn from the rest.
+        keep: further columns whose raw values of the test rows are kept (``kept_test``).
     """
     from sklearn.model_selection import train_test_split
 
@@ -341,6 +347,14 @@ def split_table(
         if frame[column].isna().any()
     }
     features = table.features
+    kept_test = None
+    if keep:
+        _require_columns(source, keep, list(frame.columns), "report.fairness_groups")
+        kept_test = frame.iloc[test][keep].reset_index(drop=True)
+    amounts = None
+    if config.amount_column is not None:
+        values = checked_amounts(frame, config.amount_column, source)
+        amounts = {"validation": values[validation], "test": values[test]}
 
     def rows(selection: np.ndarray) -> pd.DataFrame:
         part = frame.iloc[selection][features].reset_index(drop=True)
@@ -358,7 +372,30 @@ def split_table(
         class_names=class_names,
         source=source,
         medians=medians,
+        amounts=amounts,
+        kept_test=kept_test,
     )
+
+
+def checked_amounts(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
+    """The amount column (money per row) as float64: present, and a finite number >= 0 in
+    every row, or a one-line error naming the first bad row."""
+    _require_columns(source, [column], list(frame.columns), "data.amount_column")
+    values = frame[column]
+    numbers = pd.to_numeric(values, errors="coerce")
+    for bad, what in (
+        (numbers.isna(), "not a number"),
+        (~np.isfinite(numbers.fillna(0)), "not finite"),
+        (numbers < 0, "negative"),
+    ):
+        if bad.any():
+            index, row = first_row(bad)
+            raise DataError(
+                f"data source {source!r}: data.amount_column {column!r} holds "
+                f"{values.iloc[index]!r} at row {row} (counting the header as row 1), which "
+                f"is {what}; amounts must be numbers >= 0: fix the row or choose another column."
+            )
+    return numbers.to_numpy(np.float64)
 
 
 def _fold(

@@ -1,5 +1,6 @@
 """Custom Keras layers, registered for ``.keras`` loading under the ``dltoolkit`` package."""
 
+from dltoolkit.layers.calibration import Calibration
 from dltoolkit.layers.channels import ChannelReverse
 from dltoolkit.layers.clustering import ClusteringLayer, target_distribution
 from dltoolkit.layers.reconstruction import ReconstructionError
@@ -7,6 +8,7 @@ from dltoolkit.layers.series import SeriesFeatures
 from dltoolkit.layers.som import SelfOrganizingMap, SOMSchedule, grid_coordinates, som_layers
 
 __all__ = [
+    "Calibration",
     "ChannelReverse",
     "ClusteringLayer",
     "ReconstructionError",

@@ -39,6 +39,62 @@ def load_test_outputs(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
         return saved["y_true"], saved["outputs"]
 
 
+def load_test_extra(run_dir: Path, name: str) -> np.ndarray | None:
+    """A further test array a run saved beside its outputs, or None."""
+    path = run_dir / TEST_OUTPUTS
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as saved:
+        return saved[name] if name in saved.files else None
+
+
+def reliability_plot(
+    tables: dict[str, dict[str, Any]], rows: int, folder: Path, bins: int = 10
+) -> Figure:
+    """Observed against predicted positive rate over equal-count bins of test
+    probabilities: one line per reliability table in ``tables`` (label: the table and its
+    expected calibration error, as ``reliability`` scores give them)."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(4.6, 4.2))
+    axis.plot([0, 1], [0, 1], color="0.7", ls=":", label="perfectly calibrated")
+    for label, scores in tables.items():
+        table = scores["calibration"]
+        error = scores["expected_calibration_error"]
+        label = f"{label} (ECE {error:.3f})"
+        axis.plot(table["predicted"], table["observed"], "o-", ms=4, label=label)
+    axis.set_xlabel("predicted probability (bin mean)")
+    axis.set_ylabel("observed positive rate")
+    axis.legend(fontsize=8, loc="upper left")
+    save_figure(figure, folder / "reliability.png")
+    caption = (
+        f"Test split, {bins} bins of equal count; ECE is the expected calibration error. On "
+        f"a few hundred rows even a perfectly calibrated model shows an ECE of several "
+        f"hundredths from sampling alone ({rows} test rows here)."
+    )
+    return Figure("reliability.png", "Reliability diagram", caption)
+
+
+def points_plot(
+    goods: np.ndarray, bads: np.ndarray, class_names: list[str], folder: Path
+) -> Figure:
+    """Histograms of the scorecard points of the test split's goods and bads."""
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(5.6, 3.6))
+    both = np.concatenate([goods, bads])
+    edges = np.histogram_bin_edges(both, bins=30) if len(both) else 10
+    for values, name in ((goods, class_names[0]), (bads, class_names[1])):
+        axis.hist(values, bins=edges, alpha=0.55, label=f"{name} ({len(values)})")
+    axis.set_xlabel("scorecard points (higher: lower risk)")
+    axis.set_ylabel("test rows")
+    axis.legend(fontsize=8)
+    save_figure(figure, folder / "scorecard_points.png")
+    return Figure(
+        "scorecard_points.png",
+        "Scorecard points of goods and bads",
+        "Test split: the further apart the two histograms, the better the score separates them.",
+    )
+
+
 def overfitting_note(history: dict[str, list[float]], monitor: str = "val_loss") -> str | None:
     """A sentence when the validation loss turned up while the training loss kept falling
     (the network started to overfit), else None."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 
 from dltoolkit.errors import DltkError
 from dltoolkit.plots import pyplot, save_figure
+from dltoolkit.report.decisions import decision_tables, number_cell
 from dltoolkit.report.figures import (
     Figure,
     importance_plot,
@@ -180,6 +180,7 @@ def _page(
         + "</p>",
         "<h2>What it cost</h2>",
         _cost_table(metrics),
+        *decision_tables(metrics),
         "<h2>Pictures</h2>",
     ]
     sections += [_embedded(figure, folder) for figure in figures]
@@ -197,16 +198,6 @@ def _no_overfitting(history: dict[str, list[float]], metrics: dict[str, Any]) ->
     )
 
 
-def _number(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return html.escape(str(value))
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
-    return html.escape(str(value))
-
-
 def _scores_table(metrics: dict[str, Any], headline_name: str) -> str:
     """Test scores of the network and every baseline, one column each."""
     models = [("network", metrics.get("test", {}))]
@@ -219,7 +210,7 @@ def _scores_table(metrics: dict[str, Any], headline_name: str) -> str:
     head = "".join(f"<th>{html.escape(label)}</th>" for label, _ in models)
     rows = []
     for key in names:
-        cells = "".join(f"<td>{_number(scores.get(key, ''))}</td>" for _, scores in models)
+        cells = "".join(f"<td>{number_cell(scores.get(key, ''))}</td>" for _, scores in models)
         mark = " class='headline'" if key == headline_name else ""
         rows.append(f"<tr{mark}><th>{html.escape(key)}</th>{cells}</tr>")
     return f"<table><tr><th>test score</th>{head}</tr>{''.join(rows)}</table>"
@@ -242,13 +233,15 @@ def _cost_table(metrics: dict[str, Any]) -> str:
         for b in metrics.get("baselines", [])
     ]
     body = "".join(
-        "<tr>" + "".join(f"<td>{_number(v) if v is not None else '—'}</td>" for v in row) + "</tr>"
+        "<tr>"
+        + "".join(f"<td>{number_cell(v) if v is not None else '—'}</td>" for v in row)
+        + "</tr>"
         for row in rows
     )
     extra = (
-        f"<p class='meta'>peak memory {_number(cost.get('peak_memory_mib'))} MiB · devices "
+        f"<p class='meta'>peak memory {number_cell(cost.get('peak_memory_mib'))} MiB · devices "
         f"{html.escape(', '.join(cost.get('devices', [])) or 'cpu')} · epochs run "
-        f"{_number(metrics.get('epochs_run'))}</p>"
+        f"{number_cell(metrics.get('epochs_run'))}</p>"
     )
     return (
         "<table><tr><th>model</th><th>parameters</th><th>FLOPs / example (forward)</th>"
@@ -318,7 +311,7 @@ def write_search_report(directory: str | Path) -> Path:
         f"completed trials · objective {html.escape(objective)} "
         f"({'higher' if higher else 'lower'} is better)</p>",
         f"<p class='verdict'>Best: trial {html.escape(str(best['trial']))} with "
-        f"{html.escape(objective)} {_number(float(best[objective]))}; re-run it with "
+        f"{html.escape(objective)} {number_cell(float(best[objective]))}; re-run it with "
         f"<code>dltk recipe {html.escape(search.get('recipe', ''))} --config "
         f"{html.escape(str(directory / 'best.yaml'))}</code>.</p>",
         "<h2>Trials, best first</h2>",

@@ -18,14 +18,16 @@ from typing import Any
 import keras
 import numpy as np
 
-from dltoolkit.config import RunConfig
+from dltoolkit.config import RunConfig, fail
 from dltoolkit.data import ArraySplits
 from dltoolkit.data.streams import decoded_rows, seeded_rows
 from dltoolkit.errors import ConfigError, DataError
 from dltoolkit.layers import ReconstructionError
 from dltoolkit.report.figures import latent_picture
 from dltoolkit.tasks.base import Evaluation, fit_baseline, outputs_of
-from dltoolkit.tasks.binary import Thresholded, choose_threshold, positive, ranking_scores
+from dltoolkit.tasks.binary import ranking_scores
+from dltoolkit.tasks.calibration import probability_scores
+from dltoolkit.tasks.thresholded import Thresholded
 
 
 class AnomalyTask(Thresholded):
@@ -37,6 +39,11 @@ class AnomalyTask(Thresholded):
     headline_score = "pr_auc"
     needs_table = True
     score_name = "anomaly_score"
+    # A reconstruction error is a positive number, not a probability: calibrated on its
+    # logarithm (platt) or by isotonic regression, where validation has labels.
+    calibrations = ("platt", "isotonic")
+    calibration_transform = "log"
+    scores_probabilities = False
 
     @classmethod
     def check_config(cls, config: RunConfig) -> None:
@@ -46,6 +53,13 @@ class AnomalyTask(Thresholded):
             raise ConfigError(
                 f"task anomaly needs model.builder 'autoencoder', received "
                 f"{config.model.get('builder')!r}. Set model.builder=autoencoder."
+            )
+        if config.export.scorecard.enabled and config.train.calibration == "none":
+            fail(
+                "export.scorecard.enabled",
+                True,
+                "false for an uncalibrated anomaly score (points need a probability; set "
+                "train.calibration=platt)",
             )
 
     def head(self, data: ArraySplits) -> dict[str, Any]:
@@ -70,13 +84,22 @@ class AnomalyTask(Thresholded):
     def trained(self, model: Any, data: Any) -> Any:
         """The autoencoder followed by its reconstruction error: an anomaly scorer."""
         score = ReconstructionError(name="anomaly_score")([model.inputs[0], model.outputs[0]])
-        return keras.Model(model.inputs, score, name=model.name)
+        return self.calibrated(keras.Model(model.inputs, score, name=model.name), data)
+
+    def ranked(self, y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+        """Ranking scores and the decisions at the threshold; where the scores are
+        calibrated into probabilities, how good those are too."""
+        ranked = ranking_scores(y, scores, threshold)
+        if self.config.train.calibration != "none":
+            ranked.update(probability_scores(y, scores, interval=False))
+        return ranked
 
     def scores(
         self, y_true: np.ndarray, outputs: np.ndarray, decision: dict[str, Any]
     ) -> dict[str, Any]:
         """Ranking scores of the anomaly scores and the decisions at the threshold."""
-        return ranking_scores(y_true, positive(outputs), decision["threshold"])
+        scores = np.asarray(outputs, np.float64).reshape(-1)
+        return self.ranked(y_true, scores, decision["threshold"])
 
     def baselines(self, splits: ArraySplits) -> list[dict[str, Any]]:
         """Isolation forest and PCA reconstruction error, fitted on normal training rows."""
@@ -100,20 +123,18 @@ class AnomalyTask(Thresholded):
         for name, (estimator, score) in candidates.items():
             fitted, seconds, rows = fit_baseline(estimator, normal, None, self.config)
             scorer = functools.partial(score, fitted)  # a chunk at a time where streamed
-            threshold = self.config.train.threshold
-            chosen = choose_threshold(splits.y_val, outputs_of(scorer, splits.x_val), threshold)
-            test = ranking_scores(
-                splits.y_test, outputs_of(scorer, splits.x_test), chosen["threshold"]
-            )
             parameters = int(fitted.components_.size) if hasattr(fitted, "components_") else None
             results.append(
-                {
-                    "name": name,
-                    "test": test,
-                    "parameters": parameters,
-                    "train_seconds": seconds,
-                    "train_rows": rows,
-                }
+                self.baseline_result(
+                    name,
+                    fitted,
+                    seconds,
+                    rows,
+                    splits,
+                    outputs_of(scorer, splits.x_val),
+                    outputs_of(scorer, splits.x_test),
+                    parameters,
+                )
             )
         return results
 

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from dltoolkit import distribute, training
-from dltoolkit.config import RunConfig
+from dltoolkit.config import RunConfig, fail
 from dltoolkit.data.streams import (
     array_chunks,
     decoded_rows,
@@ -52,6 +52,8 @@ class Evaluation:
     outputs: np.ndarray
     decision: dict[str, Any] | None = None
     sections: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The test outputs before calibration, where the model ends in one.
+    uncalibrated: np.ndarray | None = None
 
 
 class Task:
@@ -76,8 +78,30 @@ class Task:
     default_objective: ClassVar[str | None] = None
     # Trials can be ranked by a K-fold cross-validated score (``cv_<score>`` objectives).
     cross_validates: ClassVar[bool] = False
+    # Out-of-fold test outputs of a cross-validation are scored pooled (``pooled_scores``).
+    pools_folds: ClassVar[bool] = False
+    # The task flags rows yes/no at a threshold: costs, amounts and fairness audits apply.
+    decides: ClassVar[bool] = False
+    # The train.calibration methods the task's scores take (none: no probability to fit).
+    calibrations: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: RunConfig):
+        method = config.train.calibration
+        if method != "none" and method not in self.calibrations:
+            if self.calibrations:
+                expected = f"one of {', '.join(('none', *self.calibrations))} for task {self.name}"
+            else:
+                expected = f"none for task {self.name} (its outputs are not probabilities)"
+            fail("train.calibration", method, expected)
+        if not self.decides:
+            costs = config.train.costs
+            for key, value in (
+                ("report.fairness_groups", config.report.fairness_groups),
+                ("data.amount_column", config.data.amount_column),
+                ("train.costs", costs.false_positive or costs.false_negative or costs.review),
+            ):
+                if value:
+                    fail(key, value, f"unset for task {self.name} (it flags no rows yes or no)")
         self.check_config(config)
         self.config = config
 
@@ -265,6 +289,14 @@ class Task:
         ``{"name", "test", "parameters", "train_seconds"}`` each, and ``"predictions"``
         (test outputs, for the artefacts; never written into metrics.json) where kept."""
         raise NotImplementedError
+
+    def pooled_scores(
+        self, y: np.ndarray, outputs: np.ndarray, uncalibrated: np.ndarray | None
+    ) -> dict[str, Any] | None:
+        """Scores of one model's out-of-fold test ``outputs`` pooled over every fold of a
+        cross-validation (``uncalibrated``: before calibration), or None where pooling
+        means nothing for the task (the folds' mean is then all)."""
+        return None
 
     def compare(
         self, data: Any, evaluation: Evaluation, baselines: list[dict[str, Any]]

@@ -60,12 +60,14 @@ class SupervisedTask(Task):
         if streamed_tables.streams(config.data):
             if config.data.folds:
                 streamed_tables.refuse(config.data, "data.folds (cross-validation)")
+            if config.report.fairness_groups:
+                streamed_tables.refuse(config.data, "report.fairness_groups")
             return streamed_tables.load_streamed_table(
                 config.data, config.seed, self.classes, saved_features
             )
         if is_table(config.data.source):
             return features.load_table_dataset(
-                config.data, config.seed, self.classes, saved_features
+                config.data, config.seed, self.classes, saved_features, keep=self.kept_columns()
             )
         if config.data.folds:
             raise ConfigError(
@@ -77,7 +79,20 @@ class SupervisedTask(Task):
                 f"task {self.name!r} needs a table (csv:PATH, parquet:PATH or a builtin "
                 f"table), received data source {config.data.source!r}."
             )
+        for key, value in (
+            ("data.amount_column", config.data.amount_column),
+            ("report.fairness_groups", config.report.fairness_groups),
+        ):
+            if value:
+                raise ConfigError(
+                    f"{key} names columns of a table; data source {config.data.source!r} is "
+                    f"not one. Remove {key}."
+                )
         return load_dataset(config.data, config.seed)
+
+    def kept_columns(self) -> list[str]:
+        """Raw columns of a table whose test rows the task needs besides the features."""
+        return []
 
     def training_splits(self, data: ArraySplits) -> ArraySplits:
         """The splits with the training split oversampled as ``train.oversample`` says."""
@@ -193,8 +208,12 @@ class SupervisedTask(Task):
         """The test outputs (for the report's plots) and what drives the model."""
         if not self.config.report.enabled:
             return {}
-        save_test_outputs(run_dir, data.y_test, evaluation.outputs)
+        save_test_outputs(run_dir, data.y_test, evaluation.outputs, **self.test_extras(evaluation))
         return {"interpretability": self.explain(evaluation, data, run_dir, echo)}
+
+    def test_extras(self, evaluation: Evaluation) -> dict[str, np.ndarray]:
+        """Further test arrays the report's pictures need, saved beside the outputs."""
+        return {}
 
     def explain(
         self,

@@ -112,8 +112,13 @@ def retrain_best(
         load_config(recipe, overrides, override_files),
         flatten(yaml.safe_load(best_file.read_text())),
     )
-    # Cross-validated trials have no single best epoch: they retrain as the recipe does.
-    if get_task(best).refits_on_validation and not cross_validated(result.objective):
+    # Cross-validated trials have no single best epoch, and a calibrated model needs its
+    # validation rows held out: they retrain as the recipe does.
+    if (
+        get_task(best).refits_on_validation
+        and not cross_validated(result.objective)
+        and best.train.calibration == "none"
+    ):
         best = with_values(
             best,
             {
