@@ -377,6 +377,19 @@ def split_table(
     )
 
 
+def fold_validation_labels(config: DataConfig, seed: int, classes: bool) -> list[np.ndarray]:
+    """The validation labels of every cross-validation fold of ``config.folds`` (none
+    without folds), so that what is fitted on them can be checked before any training."""
+    if not config.folds:
+        return []
+    kind, location = config.source.split(":", 1)
+    table = load_table(kind, location, config)
+    return [
+        split_table(table, config, seed, classes, (index, config.folds)).y_val
+        for index in range(config.folds)
+    ]
+
+
 def checked_amounts(frame: pd.DataFrame, column: str, source: str) -> np.ndarray:
     """The amount column (money per row) as float64: present, and a finite number >= 0 in
     every row, or a one-line error naming the first bad row."""

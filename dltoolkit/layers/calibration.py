@@ -105,7 +105,8 @@ class Calibration(keras.layers.Layer):
         index = ops.clip(index, 0, len(self.knots_x) - 2)
         x0, x1 = ops.take(knots_x, index), ops.take(knots_x, index + 1)
         y0, y1 = ops.take(knots_y, index), ops.take(knots_y, index + 1)
-        weight = (flat - x0) / (x1 - x0)
+        gap = x1 - x0
+        weight = ops.where(gap > 0, (flat - x0) / ops.maximum(gap, 1e-30), 0.0)
         return ops.reshape(y0 + weight * (y1 - y0), ops.shape(z))
 
     def compute_output_shape(self, input_shape):

@@ -99,6 +99,7 @@ class Task:
                 ("report.fairness_groups", config.report.fairness_groups),
                 ("data.amount_column", config.data.amount_column),
                 ("train.costs", costs.false_positive or costs.false_negative or costs.review),
+                ("export.scorecard.enabled", config.export.scorecard.enabled),
             ):
                 if value:
                     fail(key, value, f"unset for task {self.name} (it flags no rows yes or no)")

@@ -8,6 +8,7 @@ A baseline that is not installed is left out with a warning that says how to ins
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import warnings
 from typing import Any
 
@@ -61,8 +62,7 @@ class EarlyStopped:
                 x,
                 y,
                 sample_weight=weights,
-                eval_X=(self.x_val,),
-                eval_y=(self.y_val,),
+                **_lightgbm_validation(self.x_val, self.y_val),
                 callbacks=[lightgbm.early_stopping(EARLY_STOPPING, verbose=False)],
             )
         else:
@@ -105,6 +105,16 @@ class EarlyStopped:
         kept = self.model.best_iteration + 1
         frame = booster[:kept].trees_to_dataframe()
         return frame[frame["Feature"] == "Leaf"].groupby("Tree").size().tolist()
+
+
+def _lightgbm_validation(x_val: np.ndarray, y_val: np.ndarray) -> dict[str, Any]:
+    """LightGBM's validation-set arguments: eval_X/eval_y where it has them (4.7 on),
+    the older eval_set otherwise."""
+    import lightgbm
+
+    if "eval_X" in inspect.signature(lightgbm.LGBMClassifier.fit).parameters:
+        return {"eval_X": (x_val,), "eval_y": (y_val,)}
+    return {"eval_set": [(x_val, y_val)]}
 
 
 def installed_boosting(libraries: tuple[str, ...] = ("lightgbm", "xgboost")) -> list[str]:

@@ -12,8 +12,10 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 
+from dltoolkit import distribute
 from dltoolkit.config import RunConfig
 from dltoolkit.data import ArraySplits
+from dltoolkit.data.tabular import fold_validation_labels
 from dltoolkit.errors import DataError
 from dltoolkit.layers import Calibration
 from dltoolkit.report.figures import (
@@ -86,8 +88,11 @@ class Thresholded(SupervisedTask):
         fitted on (validation split) checked before training."""
         data = super().load_data(saved_features)
         self.fairness_groups(data)
-        if self.config.train.calibration != "none":
-            check_validation_rows(self.config.train.calibration, data.y_val)
+        method = self.config.train.calibration
+        if method != "none":
+            check_validation_rows(method, data.y_val)
+            for fold in fold_validation_labels(self.config.data, self.config.seed, self.classes):
+                check_validation_rows(method, fold)
         return data
 
     def fairness_groups(self, data: ArraySplits) -> dict[str, np.ndarray]:
@@ -158,8 +163,9 @@ class Thresholded(SupervisedTask):
             return model
         scores = positive(self.outputs(model, data.x_val))
         arguments = fit_calibration(method, data.y_val, scores, self.calibration_transform)
-        output = calibration_layer(arguments)(model.outputs[0])
-        return keras.Model(model.inputs, output, name=model.name)
+        with distribute.current().scope():
+            output = calibration_layer(arguments)(model.outputs[0])
+            return keras.Model(model.inputs, output, name=model.name)
 
     def decision(self, data: ArraySplits, model: keras.Model) -> dict[str, Any]:
         """The decision threshold chosen on the validation split."""

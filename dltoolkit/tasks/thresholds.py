@@ -95,7 +95,10 @@ def least_cost_threshold(scores: np.ndarray, costs: RowCosts) -> dict[str, Any]:
     cuts = np.concatenate([[True], ranked[:-1] > ranked[1:], [True]])
     candidates = np.flatnonzero(cuts)
     best = int(candidates[np.argmin(totals[candidates])])
-    threshold = float(np.nextafter(ranked[0], np.inf)) if best == 0 else float(ranked[best - 1])
+    if best == 0:  # above every score, also where a served model compares in float32
+        threshold = float(np.nextafter(np.float32(ranked[0]), np.float32(np.inf)))
+    else:
+        threshold = float(ranked[best - 1])
     return {"threshold": threshold, "validation_cost": float(totals[best])}
 
 
