@@ -141,6 +141,14 @@ def test_ece_interval_covers_sampling_noise_of_a_calibrated_model():
     # A perfectly calibrated model on 200 rows: an ECE of several hundredths, from noise.
     assert 0.02 < scores["expected_calibration_error"] < 0.15
     assert low < high and high > 0.05
+    # The sort-once bootstrap agrees with resampling and re-binning every draw.
+    naive_rng = np.random.default_rng(1)
+    naive = [
+        reliability(y[rows], p[rows])["expected_calibration_error"]
+        for rows in (naive_rng.integers(0, 200, 200) for _ in range(400))
+    ]
+    assert low == pytest.approx(np.percentile(naive, 5), abs=0.01)
+    assert high == pytest.approx(np.percentile(naive, 95), abs=0.015)
 
 
 # === Costs ===
