@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from results import machine, markdown_table, spread, write_section
-from tabular import run_once
+from tabular import seeded_runs
 
 SECTION = "Decisions: calibration, money and the boosting baselines"
 RECIPES = ["credit-risk", "fraud-detection", "fraud-anomaly"]
@@ -93,11 +93,7 @@ def main() -> None:
     arguments = parser.parse_args()
     table = []
     with tempfile.TemporaryDirectory() as folder:
-        for recipe in arguments.recipes:
-            runs = []
-            for seed in arguments.seeds:
-                runs.append(run_once(recipe, seed, arguments.backend, Path(folder)))
-                print(f"{recipe} seed {seed}: done", flush=True)
+        for recipe, runs in seeded_runs(arguments, Path(folder), lambda run: "done"):
             table.extend(pooled_rows(recipe, runs))
             table.extend(test_rows(recipe, runs))
     text = markdown_table(

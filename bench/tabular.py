@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from results import machine, markdown_table, spread, write_section
@@ -58,6 +59,19 @@ def run_once(recipe: str, seed: int, backend: str, root: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+def seeded_runs(
+    arguments: argparse.Namespace, folder: Path, progress: Callable[[dict], object]
+) -> Iterator[tuple[str, list[dict]]]:
+    """Each of ``arguments.recipes`` with its metrics.json of every seed, printing
+    ``progress(metrics)`` after each run."""
+    for recipe in arguments.recipes:
+        runs = []
+        for seed in arguments.seeds:
+            runs.append(run_once(recipe, seed, arguments.backend, folder))
+            print(f"{recipe} seed {seed}: {progress(runs[-1])}", flush=True)
+        yield recipe, runs
+
+
 def rows_of(recipe: str, runs: list[dict]) -> list[list[str]]:
     first, second = SCORES[runs[0]["task"]]
     models = {"deep model": [(run["test"], run["parameters"]["total"], run["train_seconds"])
@@ -94,11 +108,7 @@ def main() -> None:
     arguments = parser.parse_args()
     table = []
     with tempfile.TemporaryDirectory() as folder:
-        for recipe in arguments.recipes:
-            runs = []
-            for seed in arguments.seeds:
-                runs.append(run_once(recipe, seed, arguments.backend, Path(folder)))
-                print(f"{recipe} seed {seed}: {runs[-1]['test']}", flush=True)
+        for recipe, runs in seeded_runs(arguments, Path(folder), lambda run: run["test"]):
             table.extend(rows_of(recipe, runs))
     text = markdown_table(
         ["recipe", "data", "model", "score 1 mean (min-max)", "score 2 mean (min-max)",

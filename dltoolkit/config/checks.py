@@ -190,8 +190,7 @@ def _check_costs(config: RunConfig) -> None:
         value = getattr(costs, key)
         if not (isinstance(value, (int, float)) and value >= 0):
             fail(f"train.costs.{key}", value, "a cost >= 0 (money per row)")
-    has_costs = costs.false_positive or costs.false_negative or costs.review
-    if train.threshold.objective == "cost" and not (has_costs or config.data.amount_column):
+    if train.threshold.objective == "cost" and not (costs.priced() or config.data.amount_column):
         fail(
             "train.threshold.objective",
             "cost",

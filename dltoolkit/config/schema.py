@@ -169,6 +169,10 @@ class CostConfig:
     review: float = 0.0
     currency: str = ""
 
+    def priced(self) -> bool:
+        """Whether any cost is set."""
+        return bool(self.false_positive or self.false_negative or self.review)
+
 
 CALIBRATIONS = ("none", "platt", "isotonic", "temperature")
 

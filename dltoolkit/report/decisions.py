@@ -20,7 +20,7 @@ def number_cell(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _models(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def models_of(metrics: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(name, test scores) of the network and every baseline."""
     models = [("network", metrics.get("test", {}))]
     return models + [(b["name"], b.get("test", {})) for b in metrics.get("baselines", [])]
@@ -41,7 +41,7 @@ def _table(corner: str, models: list[tuple[str, Any]], rows: list[tuple[str, Any
 def decision_tables(metrics: dict[str, Any]) -> list[str]:
     """The money view, the probabilities before and after calibration, and the fairness
     audit, for the network and every baseline, where the run has them."""
-    models = _models(metrics)
+    models = models_of(metrics)
     sections = []
     if "money" in metrics.get("test", {}):
         currency = metrics["test"]["money"].get("currency") or ""

@@ -20,7 +20,7 @@ import numpy as np
 
 from dltoolkit.errors import DltkError
 from dltoolkit.plots import pyplot, save_figure
-from dltoolkit.report.decisions import decision_tables, number_cell
+from dltoolkit.report.decisions import decision_tables, models_of, number_cell
 from dltoolkit.report.figures import (
     Figure,
     importance_plot,
@@ -200,8 +200,7 @@ def _no_overfitting(history: dict[str, list[float]], metrics: dict[str, Any]) ->
 
 def _scores_table(metrics: dict[str, Any], headline_name: str) -> str:
     """Test scores of the network and every baseline, one column each."""
-    models = [("network", metrics.get("test", {}))]
-    models += [(b["name"], b.get("test", {})) for b in metrics.get("baselines", [])]
+    models = models_of(metrics)
     names = [
         key
         for key, value in metrics.get("test", {}).items()

@@ -94,11 +94,10 @@ class Task:
                 expected = f"none for task {self.name} (its outputs are not probabilities)"
             fail("train.calibration", method, expected)
         if not self.decides:
-            costs = config.train.costs
             for key, value in (
                 ("report.fairness_groups", config.report.fairness_groups),
                 ("data.amount_column", config.data.amount_column),
-                ("train.costs", costs.false_positive or costs.false_negative or costs.review),
+                ("train.costs", config.train.costs if config.train.costs.priced() else None),
                 ("export.scorecard.enabled", config.export.scorecard.enabled),
             ):
                 if value:

@@ -26,7 +26,7 @@ from dltoolkit.report.figures import (
     ranking_plots,
     reliability_plot,
 )
-from dltoolkit.tasks import scorecard
+from dltoolkit.tasks import scorecard, thresholds
 from dltoolkit.tasks.base import Evaluation, parameter_count
 from dltoolkit.tasks.calibration import (
     apply_calibration,
@@ -114,8 +114,6 @@ class Thresholded(SupervisedTask):
     def row_costs(self, data: ArraySplits, split: str) -> RowCosts | None:
         """The cost of flagging or passing each row of ``split`` (``validation`` or
         ``test``), or None without a cost model."""
-        from dltoolkit.tasks.thresholds import row_costs
-
         config = self.config
         if not has_cost_model(config.train.costs, config.data):
             return None
@@ -123,7 +121,7 @@ class Thresholded(SupervisedTask):
         amounts = None
         if config.data.amount_column is not None:
             amounts = data.table.amounts[split]
-        return row_costs(y, config.train.costs, amounts)
+        return thresholds.row_costs(y, config.train.costs, amounts)
 
     def threshold(self, data: ArraySplits, validation_scores: np.ndarray) -> dict[str, Any]:
         """The decision threshold chosen on the validation split's scores."""

@@ -29,7 +29,7 @@ class RowCosts:
 
 def has_cost_model(costs: CostConfig, data: DataConfig) -> bool:
     """Whether a run prices its decisions (any cost set, or an amount column)."""
-    return bool(costs.false_positive or costs.false_negative or costs.review or data.amount_column)
+    return costs.priced() or data.amount_column is not None
 
 
 def row_costs(y: np.ndarray, costs: CostConfig, amounts: np.ndarray | None) -> RowCosts:
