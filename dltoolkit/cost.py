@@ -84,9 +84,17 @@ def _shape(tensor: Any) -> tuple:
 def layer_flops(layer: keras.layers.Layer, input_shape: tuple, output_shape: tuple) -> int | None:
     """Forward FLOPs per example of one layer (2 per multiply-add); 0 for layers without
     weights or with elementwise work only; None when unknown."""
+    if input_shape and isinstance(input_shape[0], tuple):  # (inputs, mask): the inputs
+        input_shape = input_shape[0]
     if isinstance(layer, keras.layers.Bidirectional):
         return 2 * (layer_flops(layer.forward_layer, input_shape, output_shape) or 0)
     kind = type(layer).__name__
+    if kind == "TokenAndPositionEmbedding":  # keras-hub's: table lookups and one addition
+        return 0
+    if kind == "TransformerEncoder":  # keras-hub's block of self-attention and feed-forward
+        steps, width = input_shape[1], input_shape[-1]
+        projections = 4 * width * width + 2 * width * layer.intermediate_dim
+        return 2 * steps * projections + 4 * steps * steps * width
     if kind in _RECURRENT_GATES and isinstance(layer, keras.layers.RNN):
         steps, features = input_shape[1], input_shape[-1]
         units = layer.cell.units

@@ -26,6 +26,7 @@ from typing import Any
 
 from dltoolkit import features
 from dltoolkit.config.checks import check_model_name
+from dltoolkit.data.text import Vocabulary
 from dltoolkit.errors import DltkError
 from dltoolkit.models import load_model
 from dltoolkit.tasks import task_class
@@ -61,7 +62,9 @@ def export_saved_model(
 
     The ``serving_default`` signature takes the model's named input (for a table: one
     input per raw feature column, run through the ``features.keras`` FeatureSpace saved
-    beside the model, missing numbers filled with the training medians) and returns the
+    beside the model, missing numbers filled with the training medians; for texts: one
+    ``text`` input of raw strings, tokenised with the ``text.json`` vocabulary saved
+    beside the model) and returns the
     task's named outputs (its ``serving_outputs``), for example: ``probabilities``,
     ``class_id``, ``class_name`` (classification); ``probability``, ``class_id``,
     ``class_name`` at the chosen threshold (binary; and scorecard ``points`` where the run
@@ -121,16 +124,23 @@ def _export_here(keras_path: Path, repository: Path, model_name: str, head: dict
 
     model = load_model(keras_path)
     saved_features = features.load(keras_path.parent)
-    if saved_features is None:
+    vocabulary = Vocabulary.load(keras_path.parent)
+    tracked: list[Any] = []
+    if vocabulary is not None:
+        signature, prepare, encoder = _text_inputs(vocabulary)
+        tracked.append(encoder)
+    elif saved_features is not None:
+        space, info = saved_features
+        signature, prepare = _table_inputs(space, info)
+        tracked.append(space)
+    else:
         input_tensor = model.inputs[0]
         name = getattr(input_tensor, "name", None) or "inputs"
         signature = {name: tf.TensorSpec(tuple(input_tensor.shape), tf.float32, name=name)}
 
         def prepare(inputs):
             return inputs[name]
-    else:
-        space, info = saved_features
-        signature, prepare = _table_inputs(space, info)
+
     outputs = task_class(head["task"]).serving_outputs(model, head)
 
     def serve(inputs):
@@ -139,8 +149,8 @@ def _export_here(keras_path: Path, repository: Path, model_name: str, head: dict
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    if saved_features is not None:
-        archive.track(saved_features[0])
+    for item in tracked:
+        archive.track(item)
     archive.add_endpoint(name="serving_default", fn=serve, input_signature=[signature])
     model_dir = repository / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -188,6 +198,20 @@ def _table_inputs(space: Any, info: dict[str, Any]) -> tuple[dict, Callable]:
         return space(columns)
 
     return signature, prepare
+
+
+def _text_inputs(vocabulary: Vocabulary) -> tuple[dict, Callable, Any]:
+    """One serving input ``text`` of raw strings, tokenised by the run's vocabulary."""
+    import tensorflow as tf
+
+    encoder = vocabulary.layer()
+    encoder(tf.constant([""]))  # built (and its lookup table made) before it is tracked
+    signature = {"text": tf.TensorSpec((None,), tf.string, name="text")}
+
+    def prepare(inputs):
+        return tf.cast(encoder(inputs["text"]), tf.int32)
+
+    return signature, prepare, encoder
 
 
 def serving_name(column: str) -> str:

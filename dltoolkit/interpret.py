@@ -131,3 +131,62 @@ def saliency_figure(
             axis.set_axis_off()
     save_figure(figure, folder / "saliency.png")
     return {"images": count, "predicted": predicted.tolist(), "true": labels.tolist()}
+
+
+def token_occlusion(
+    model: keras.Model, ids: np.ndarray, classes: np.ndarray, batch_size: int
+) -> np.ndarray:
+    """How much each token of each row of ``ids`` (token ids, 0 padding) holds up the
+    probability of that row's class in ``classes``: the probability minus the one with the
+    token replaced by the unknown id (1). Positive: the token argues for the class. Zero at
+    padding. Works on any backend (predictions only); a row of ``n`` tokens costs ``n``
+    predictions."""
+    ids = np.asarray(ids)
+
+    def probability(outputs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        if outputs.shape[-1] == 1:  # one sigmoid unit: the positive class's probability
+            outputs = np.concatenate([1.0 - outputs, outputs], axis=-1)
+        return outputs[np.arange(len(outputs)), rows]
+
+    base = probability(predict_outputs(model, ids, batch_size), classes)
+    weights = np.zeros(ids.shape, np.float64)
+    for row, tokens in enumerate(ids):
+        positions = np.flatnonzero(tokens)
+        if not len(positions):
+            continue
+        variants = np.repeat(tokens[None], len(positions), axis=0)
+        variants[np.arange(len(positions)), positions] = 1
+        occluded = predict_outputs(model, variants, batch_size)
+        weights[row, positions] = base[row] - probability(
+            occluded, np.full(len(positions), classes[row])
+        )
+    return weights
+
+
+def token_figure(examples: list[dict[str, Any]], folder: Path, shown: int = 8) -> None:
+    """``tokens.png``: for each explained text, its ``shown`` tokens that moved its
+    predicted class's probability most (bars right: for the class, left: against)."""
+    plt = pyplot()
+    count = len(examples)
+    figure, axes = plt.subplots(count, 1, figsize=(7.5, 1.9 * count + 0.4), squeeze=False)
+    for axis, example in zip(axes[:, 0], examples, strict=True):
+        top = example["tokens"][:shown][::-1]
+        values = [weight for _, weight in top]
+        axis.barh(
+            range(len(top)),
+            values,
+            color=["#2a7ab0" if value >= 0 else "#c4512b" for value in values],
+        )
+        axis.set_yticks(range(len(top)), [token for token, _ in top], fontsize=8)
+        axis.axvline(0, color="#888", linewidth=0.6)
+        text = " ".join(example["text"].split())
+        text = text if len(text) <= 90 else text[:87] + "..."
+        axis.set_title(
+            f"true {example['true']} · predicted {example['predicted']}\n{text}",
+            fontsize=8,
+            loc="left",
+        )
+        axis.tick_params(axis="x", labelsize=7)
+    axes[-1, 0].set_xlabel("drop in the predicted class's probability without the token")
+    figure.tight_layout()
+    save_figure(figure, folder / "tokens.png")

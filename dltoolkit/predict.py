@@ -22,6 +22,7 @@ import numpy as np
 
 from dltoolkit import features
 from dltoolkit.config import DataConfig
+from dltoolkit.data.text import Vocabulary, checked_texts
 from dltoolkit.errors import DataError
 from dltoolkit.models import load_model
 from dltoolkit.tasks import task_class
@@ -87,10 +88,13 @@ def stream_predictions(
     if whole is not None:
         return PredictionStream(len(whole), "rows", iter([(whole, len(whole))]))
     saved = features.load(Path(model_path).parent)
-    if saved is None:
-        inputs = _array_inputs(source, _data_config_for(model), chunk_rows)
-    else:
+    vocabulary = Vocabulary.load(Path(model_path).parent)
+    if vocabulary is not None:
+        inputs = _text_inputs(source, vocabulary, chunk_rows)
+    elif saved is not None:
         inputs = _table_inputs(source, *saved, chunk_rows)
+    else:
+        inputs = _array_inputs(source, _data_config_for(model), chunk_rows)
     expected = tuple(model.inputs[0].shape[1:])
 
     def batches() -> Iterator[tuple[list[dict[str, Any]], int]]:
@@ -220,11 +224,7 @@ def _table_inputs(source: str, space: Any, info: dict[str, Any], chunk_rows: int
     total, unit, frames = _table_chunks(kind, location, chunk_rows, categorical)
 
     def chunks() -> Iterator[Chunk]:
-        empty = True
-        for frame, progress in frames:
-            empty = empty and frame.empty
-            if frame.empty:
-                continue
+        for frame, progress in _with_rows(frames, kind, location):
             frame = table_from_frame(frame, source, config, require_label=False).frame
             for column in numeric:
                 missing = frame[column].isna()
@@ -238,10 +238,47 @@ def _table_inputs(source: str, space: Any, info: dict[str, Any], chunk_rows: int
             x = features.encode(space, frame, numeric, categorical)
             identifiers = [str(index) for index in frame.index]
             yield Chunk(x, identifiers, progress)
-        if empty:
-            raise DataError(f"{kind} file {location!r} has a header but no rows.")
 
     return InputStream(total, unit, chunks())
+
+
+def _text_inputs(source: str, vocabulary: Vocabulary, chunk_rows: int) -> InputStream:
+    """The texts of a table's ``vocabulary.column``, checked and tokenised as in training,
+    a chunk of rows at a time."""
+    from dltoolkit.data.sources import parse_source
+    from dltoolkit.data.tabular import TABLE_KINDS
+
+    kind, location = parse_source(source)
+    if kind not in TABLE_KINDS:
+        raise DataError(
+            f"this model takes texts; pass --data csv:PATH or parquet:PATH with a column "
+            f"{vocabulary.column!r}, received {source!r}."
+        )
+    column = vocabulary.column
+    total, unit, frames = _table_chunks(kind, location, chunk_rows, [column])
+
+    def chunks() -> Iterator[Chunk]:
+        for frame, progress in _with_rows(frames, kind, location):
+            if column not in frame.columns:
+                raise DataError(
+                    f"{source!r} has no column {column!r}, the text the model was trained on; "
+                    f"its columns: {', '.join(map(str, frame.columns[:20]))}."
+                )
+            texts = checked_texts(frame[column], source, column)
+            yield Chunk(vocabulary.ids(texts), [str(index) for index in frame.index], progress)
+
+    return InputStream(total, unit, chunks())
+
+
+def _with_rows(frames: Iterator[tuple[Any, int]], kind: str, location: str) -> Iterator:
+    """The frames that hold rows (with their progress), or a one-line error where none does."""
+    empty = True
+    for frame, progress in frames:
+        if not frame.empty:
+            empty = False
+            yield frame, progress
+    if empty:
+        raise DataError(f"{kind} file {location!r} has a header but no rows.")
 
 
 def _table_chunks(kind: str, location: str, chunk_rows: int, text_columns: list[str]):

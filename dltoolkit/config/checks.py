@@ -84,6 +84,12 @@ def check_values(config: RunConfig) -> None:
         fail("data.split", data.split, "one of " + ", ".join(SPLITS))
     if data.split_key is not None and data.split == "time":
         fail("data.split_key", data.split_key, "null with data.split=time (time orders rows)")
+    if data.max_tokens < 1:
+        fail("data.max_tokens", data.max_tokens, "a positive integer (tokens read per text)")
+    if data.vocabulary_size < 3:
+        fail("data.vocabulary_size", data.vocabulary_size, "at least 3 (padding, unknown, a token)")
+    if data.split_column is not None and (data.split == "time" or data.folds):
+        fail("data.split_column", data.split_column, "null with data.split=time or data.folds")
     if data.missing not in ("error", "median"):
         fail("data.missing", data.missing, "'error' or 'median'")
     train = config.train
@@ -177,7 +183,7 @@ def check_values(config: RunConfig) -> None:
         check_model_name(config.export.model_name)
     if not isinstance(config.model.get("builder"), str):
         fail("model.builder", config.model.get("builder"), "the name of a model builder")
-    for key in ("permutation_repeats", "saliency_images"):
+    for key in ("permutation_repeats", "saliency_images", "explained_texts"):
         if getattr(config.report, key) < 0:
             fail(f"report.{key}", getattr(config.report, key), "an integer >= 0 (0 turns it off)")
 

@@ -101,6 +101,16 @@ class DataConfig:
     amount_column: str | None = None
     # Tables: numeric columns standardised on the log(1 + x) scale (skewed amounts, counts).
     log_transform: list[str] = field(default_factory=list)
+    # Tables: a column holding "train" or "test" per row, which fixes the test split (a
+    # dataset's published split); validation is drawn from the "train" rows. Not a feature.
+    split_column: str | None = None
+    # Tasks text_classification and text_binary: the column of raw text. Its tokens
+    # (lower-cased, punctuation stripped, split on whitespace) are looked up in a
+    # vocabulary of the vocabulary_size - 2 commonest tokens of the training split; a text
+    # is read up to its first max_tokens tokens (the share of longer texts is reported).
+    text_column: str | None = None
+    max_tokens: int = 256
+    vocabulary_size: int = 20000
     # Tasks forecasting and signal: how a price series becomes windows and targets.
     series: SeriesConfig = field(default_factory=SeriesConfig)
 
@@ -313,6 +323,7 @@ class ReportConfig:
     enabled: bool = True
     permutation_repeats: int = 3  # shuffles per feature column (tables); 0: no importance
     saliency_images: int = 4  # test images with gradient saliency maps (images); 0: none
+    explained_texts: int = 4  # test texts whose tokens are weighed by occlusion; 0: none
     tensorboard: bool = False  # TensorBoard logs in <run dir>/tensorboard (--tensorboard)
     # Binary and anomaly tables: groups whose decisions are audited for disparate impact,
     # each a column (one group per value) or COLUMN<NUMBER (the two sides of a cut).

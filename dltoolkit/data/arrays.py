@@ -35,6 +35,8 @@ class ArraySplits:
     # Tables: the raw split (TableSplits) and the FeatureSpace that encoded it.
     table: Any = None
     feature_space: Any = None
+    # Texts: the Vocabulary that turned the table's text column into token ids.
+    text: Any = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:

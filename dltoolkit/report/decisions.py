@@ -1,6 +1,7 @@
-"""The report's tables of decisions: what they cost in money, how calibrated the
-probabilities are before and after calibration, and the fairness audit, for the network
-and every baseline, where the run has them."""
+"""The report's tables of classes and decisions: per-class scores and the most confused
+classes, what decisions cost in money, how calibrated the probabilities are before and
+after calibration, and the fairness audit, for the network and every baseline, where the
+run has them."""
 
 from __future__ import annotations
 
@@ -36,6 +37,42 @@ def _table(corner: str, models: list[tuple[str, Any]], rows: list[tuple[str, Any
         for label, cell in rows
     )
     return f"<table><tr><th>{html.escape(corner)}</th>{head}</tr>{body}</table>"
+
+
+def class_tables(metrics: dict[str, Any]) -> list[str]:
+    """Per-class precision, recall and F1 of the network, and its commonest mistakes (the
+    most confused class pairs), where the run has classes scored that way."""
+    test = metrics.get("test", {})
+    per_class = test.get("per_class")
+    if not per_class:
+        return []
+    names = metrics.get("data", {}).get("class_names") or []
+    names = names or [str(index) for index in range(len(per_class["f1"]))]
+    keys = ("precision", "recall", "f1", "support")
+    head = "".join(f"<th>{key}</th>" for key in keys)
+    body = "".join(
+        f"<tr><th>{html.escape(name)}</th>"
+        + "".join(f"<td>{number_cell(per_class[key][index])}</td>" for key in keys)
+        + "</tr>"
+        for index, name in enumerate(names)
+    )
+    sections = [
+        "<h2>Per class (network, test)</h2>",
+        f"<table><tr><th>class</th>{head}</tr>{body}</table>",
+    ]
+    mistakes = test.get("most_confused") or []
+    if mistakes:
+        rows = "".join(
+            f"<tr><td>{html.escape(names[m['true']])}</td><td>{html.escape(names[m['predicted']])}"
+            f"</td><td>{number_cell(m['rows'])}</td><td>{number_cell(m['share'])}</td></tr>"
+            for m in mistakes
+        )
+        sections += [
+            "<h3>Most confused classes</h3>",
+            "<table><tr><th>true class</th><th>predicted as</th><th>test rows</th>"
+            f"<th>share of the true class</th></tr>{rows}</table>",
+        ]
+    return sections
 
 
 def decision_tables(metrics: dict[str, Any]) -> list[str]:

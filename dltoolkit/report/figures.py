@@ -208,9 +208,29 @@ def ranking_plots(
     axis.set_ylabel("precision")
     axis.legend(fontsize=8, loc="upper right")
     save_figure(figure, folder / "precision_recall.png")
+
+    figure, axis = plt.subplots(figsize=(4.6, 4.2))
+    order = np.argsort(-scores, kind="stable")
+    contacted = np.arange(len(y) + 1) / len(y)
+    captured = np.concatenate([[0.0], np.cumsum(y[order] == 1) / positives])
+    axis.plot(contacted, captured, label="network")
+    axis.plot([0, 1], [0, 1], color="0.7", ls=":", label="random order")
+    top = max(1, round(0.2 * len(y)))
+    lift = f"top 20%: {captured[top]:.0%} of positives (lift {captured[top] / 0.2:.2f})"
+    axis.plot([0.2], [captured[top]], "o", color="C3", label=lift)
+    axis.set_xlabel("share of rows, highest scores first")
+    axis.set_ylabel("share of positives found")
+    axis.legend(fontsize=8, loc="lower right")
+    save_figure(figure, folder / "gains.png")
     return [
         Figure("roc.png", "ROC curve", _THRESHOLD_DOT),
         Figure("precision_recall.png", "Precision-recall curve", _THRESHOLD_DOT),
+        Figure(
+            "gains.png",
+            "Cumulative gains",
+            "Test split: the share of all positives among the rows scored highest (whom a "
+            "campaign would contact first); the dot is the top 20%.",
+        ),
     ]
 
 

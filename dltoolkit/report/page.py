@@ -20,7 +20,7 @@ import numpy as np
 
 from dltoolkit.errors import DltkError
 from dltoolkit.plots import pyplot, save_figure
-from dltoolkit.report.decisions import decision_tables, models_of, number_cell
+from dltoolkit.report.decisions import class_tables, decision_tables, models_of, number_cell
 from dltoolkit.report.figures import (
     Figure,
     importance_plot,
@@ -101,6 +101,11 @@ DRAWN_BY_TASKS = {
         "Each input feature's value across the map (encoded scale): features whose planes "
         "look alike move together.",
     ),
+    "tokens.png": (
+        "Tokens behind a few test predictions",
+        "For test texts drawn one predicted class at a time: how much each token holds up the "
+        "predicted class's probability (its drop when the token is replaced by an unknown one).",
+    ),
     "saliency.png": (
         "Saliency",
         "Test images above the size of the gradient of their predicted class's probability "
@@ -174,6 +179,7 @@ def _page(
         f"<p class='verdict'>{escape(verdict(metrics))}</p>",
         "<h2>How good is it</h2>",
         _scores_table(metrics, name),
+        *class_tables(metrics),
         "<h2>Is it overfitting</h2>",
         f"<p class='{'warn' if note else 'ok'}'>"
         + escape(note or _no_overfitting(history, metrics))

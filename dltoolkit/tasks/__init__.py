@@ -19,6 +19,7 @@ from dltoolkit.tasks.clustering import ClusteringTask
 from dltoolkit.tasks.forecasting import ForecastingTask
 from dltoolkit.tasks.regression import RegressionTask
 from dltoolkit.tasks.signal import SignalTask
+from dltoolkit.tasks.text import TextBinaryTask, TextClassificationTask
 
 TASKS: dict[str, type[Task]] = {
     task.name: task
@@ -30,6 +31,8 @@ TASKS: dict[str, type[Task]] = {
         ClusteringTask,
         ForecastingTask,
         SignalTask,
+        TextClassificationTask,
+        TextBinaryTask,
     )
 }
 
@@ -67,6 +70,8 @@ __all__ = [
     "RegressionTask",
     "SignalTask",
     "Task",
+    "TextBinaryTask",
+    "TextClassificationTask",
     "get_task",
     "task_class",
     "with_headline",

@@ -38,41 +38,72 @@ class ClassificationTask(SupervisedTask):
         self, y_true: np.ndarray, outputs: np.ndarray, decision: dict[str, Any] | None = None
     ) -> dict[str, float]:
         """Test metrics from true labels and predicted class probabilities."""
-        from sklearn.metrics import accuracy_score, f1_score, log_loss
+        from sklearn.metrics import (
+            accuracy_score,
+            confusion_matrix,
+            f1_score,
+            log_loss,
+            precision_recall_fscore_support,
+        )
 
         probabilities = np.asarray(outputs, np.float64)
         predicted = probabilities.argmax(axis=-1)
         labels = np.arange(probabilities.shape[-1])
+        precision, recall, f1, support = precision_recall_fscore_support(
+            y_true, predicted, labels=labels, zero_division=0
+        )
+        matrix = confusion_matrix(y_true, predicted, labels=labels)
         return {
             "accuracy": float(accuracy_score(y_true, predicted)),
-            "macro_f1": float(f1_score(y_true, predicted, average="macro", labels=labels)),
+            "macro_f1": float(
+                f1_score(y_true, predicted, average="macro", labels=labels, zero_division=0)
+            ),
             "log_loss": float(log_loss(y_true, _normalised(probabilities), labels=labels)),
+            "per_class": {
+                "precision": precision.round(6).tolist(),
+                "recall": recall.round(6).tolist(),
+                "f1": f1.round(6).tolist(),
+                "support": support.tolist(),
+            },
+            "confusion_matrix": matrix.tolist(),
+            "most_confused": most_confused(matrix),
         }
 
-    def baselines(self, splits: ArraySplits) -> list[dict[str, Any]]:
-        """Standardised multinomial logistic regression on the flattened inputs."""
+    def baseline_estimators(self, splits: ArraySplits) -> dict[str, Any]:
+        """The classical models, by name: standardised multinomial logistic regression on
+        the flattened inputs."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        estimator = make_pipeline(
-            StandardScaler(),
-            LogisticRegression(max_iter=2000, class_weight=self.config.train.class_weight),
-        )
-        fitted, seconds, rows = fit_baseline(estimator, splits.x_train, splits.y_train, self.config)
-        probabilities = outputs_of(fitted.predict_proba, splits.x_test)
-        # Classes absent from the training split get zero probability columns.
-        full = np.zeros((len(splits.x_test), splits.num_classes))
-        full[:, fitted.classes_] = probabilities
-        return [
-            {
-                "name": "logistic_regression",
-                "test": self.scores(splits.y_test, full),
-                "parameters": parameter_count(fitted),
-                "train_seconds": seconds,
-                "train_rows": rows,
-            }
-        ]
+        return {
+            "logistic_regression": make_pipeline(
+                StandardScaler(),
+                LogisticRegression(max_iter=2000, class_weight=self.config.train.class_weight),
+            )
+        }
+
+    def baselines(self, splits: ArraySplits) -> list[dict[str, Any]]:
+        """Every ``baseline_estimators`` model fitted on the training split and scored on
+        the test split."""
+        x_train, y_train, _, x_test = self.baseline_inputs(splits)
+        results = []
+        for name, estimator in self.baseline_estimators(splits).items():
+            fitted, seconds, rows = fit_baseline(estimator, x_train, y_train, self.config)
+            probabilities = outputs_of(fitted.predict_proba, x_test)
+            # Classes absent from the training split get zero probability columns.
+            full = np.zeros((len(probabilities), splits.num_classes))
+            full[:, fitted.classes_] = probabilities
+            results.append(
+                {
+                    "name": name,
+                    "test": self.scores(splits.y_test, full),
+                    "parameters": parameter_count(fitted),
+                    "train_seconds": seconds,
+                    "train_rows": rows,
+                }
+            )
+        return results
 
     def explain(
         self,
@@ -153,6 +184,24 @@ def class_names(names: list[str] | None, count: int) -> list[str]:
     if len(names) != count:
         raise DltkError(f"{len(names)} class names given for a model with {count} classes.")
     return names
+
+
+def most_confused(matrix: np.ndarray, count: int = 5) -> list[dict[str, int]]:
+    """The ``count`` commonest mistakes of a confusion matrix (rows true, columns
+    predicted): ``{"true", "predicted", "rows", "share"}`` with class indices, ``share``
+    being the true class's rows that went to the predicted one."""
+    mistakes = np.array(matrix, np.int64)
+    np.fill_diagonal(mistakes, 0)
+    order = np.argsort(mistakes, axis=None, kind="stable")[::-1][:count]
+    totals = np.asarray(matrix).sum(axis=1)
+    found = []
+    for true, predicted in zip(*np.unravel_index(order, mistakes.shape), strict=True):
+        rows = int(mistakes[true, predicted])
+        if rows:
+            share = round(rows / int(totals[true]), 4)
+            entry = {"true": int(true), "predicted": int(predicted), "rows": rows}
+            found.append({**entry, "share": share})
+    return found
 
 
 def _normalised(probabilities: np.ndarray) -> np.ndarray:

@@ -62,13 +62,13 @@ class SupervisedTask(Task):
                 streamed_tables.refuse(config.data, "data.folds (cross-validation)")
             if config.report.fairness_groups:
                 streamed_tables.refuse(config.data, "report.fairness_groups")
+            if config.data.split_column:
+                streamed_tables.refuse(config.data, "data.split_column")
             return streamed_tables.load_streamed_table(
                 config.data, config.seed, self.classes, saved_features
             )
         if is_table(config.data.source):
-            return features.load_table_dataset(
-                config.data, config.seed, self.classes, saved_features, keep=self.kept_columns()
-            )
+            return self.table_splits(saved_features, None, self.kept_columns())
         if config.data.folds:
             raise ConfigError(
                 f"data.folds (cross-validation) is available for tables; data source "
@@ -90,6 +90,18 @@ class SupervisedTask(Task):
                 )
         return load_dataset(config.data, config.seed)
 
+    def table_splits(
+        self, saved: Path | None, fold: tuple[int, int] | None, keep: list[str]
+    ) -> ArraySplits:
+        """A table in memory read, split (fold ``fold``: ``(index, count)``, or the main
+        split) and encoded for the network (with the encoder saved in run directory
+        ``saved``, or one adapted on the training rows); ``keep``: raw columns whose test
+        rows are kept."""
+        config = self.config
+        return features.load_table_dataset(
+            config.data, config.seed, self.classes, saved, fold=fold, keep=keep
+        )
+
     def kept_columns(self) -> list[str]:
         """Raw columns of a table whose test rows the task needs besides the features."""
         return []
@@ -101,11 +113,7 @@ class SupervisedTask(Task):
     def fold_data(self, index: int, count: int) -> ArraySplits:
         """Fold ``index``: its rows are the test split, validation drawn from the others,
         the FeatureSpace adapted on the fold's training rows."""
-        config = self.config
-        data = features.load_table_dataset(
-            config.data, config.seed, self.classes, fold=(index, count)
-        )
-        return self.training_splits(data)
+        return self.training_splits(self.table_splits(None, (index, count), []))
 
     def describe(self, data: ArraySplits) -> str:
         """Split sizes, classes and input shape."""
@@ -158,6 +166,10 @@ class SupervisedTask(Task):
         return training.build_network(
             self.config, data.input_shape, self.head(data), preprocessing, input_name_for(data)
         )
+
+    def baseline_inputs(self, data: ArraySplits) -> tuple[Any, np.ndarray, Any, Any]:
+        """``(x_train, y_train, x_val, x_test)`` the classical baselines fit and predict."""
+        return data.x_train, data.y_train, data.x_val, data.x_test
 
     def class_weights(self, data: ArraySplits) -> dict[int, float] | None:
         """``train.class_weight: balanced``: weights inverse to class frequency."""

@@ -1,0 +1,167 @@
+"""Raw text in a table column, and the vocabulary that turns it into token ids.
+
+A text is lower-cased, stripped of punctuation and split on whitespace
+(``keras.layers.TextVectorization``'s standard steps); each token becomes its index in a
+vocabulary of the commonest tokens of the training split (0 pads, 1 is any token outside
+the vocabulary), and a text becomes its first ``data.max_tokens`` ids, zero-padded.
+
+The ids are computed outside the network, which then trains on integers on every backend
+(a string tensor exists only in TensorFlow). The vocabulary is saved beside the model
+(``text.json``), and the exported SavedModel runs the same layer on the raw strings a
+client sends, so training, ``dltk predict`` and ``dltk serve`` tokenise identically.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dltoolkit.data.tabular import first_row
+from dltoolkit.errors import DataError
+
+TEXT_INFO = "text.json"
+# The standardisation and splitting every vocabulary uses (built-in Keras options only, so a
+# saved vocabulary never names a function to run).
+STANDARDIZE = "lower_and_strip_punctuation"
+SPLIT = "whitespace"
+# Texts vectorised at a time.
+BATCH = 1024
+
+
+def checked_texts(values: pd.Series, source: str, column: str) -> np.ndarray:
+    """The column as an object array of strings, or a one-line error naming the first row
+    that is missing, not a string, or blank."""
+    missing = values.isna()
+    if missing.any():
+        _, row = first_row(missing)
+        raise DataError(
+            f"data source {source!r}: text column {column!r} is empty at row {row} (counting "
+            "the header as row 1); every row needs a text: fill it in or drop the row."
+        )
+    not_text = values.map(lambda value: not isinstance(value, str))
+    if not_text.any():
+        index, row = first_row(not_text)
+        value = values.iloc[index]
+        value = value.item() if isinstance(value, np.generic) else value
+        raise DataError(
+            f"data source {source!r}: text column {column!r} holds {value!r} "
+            f"({type(value).__name__}) at row {row} (counting the header as row 1); it must "
+            "hold strings: name the column of text in data.text_column."
+        )
+    blank = values.str.strip() == ""
+    if blank.any():
+        _, row = first_row(blank)
+        raise DataError(
+            f"data source {source!r}: text column {column!r} is blank at row {row} (counting "
+            "the header as row 1); every row needs a text: fill it in or drop the row."
+        )
+    return values.to_numpy(dtype=object)
+
+
+@dataclass
+class Vocabulary:
+    """The tokens of a training split and how many of them a text is read up to."""
+
+    tokens: list[str]  # index 0 padding "", 1 unknown "[UNK]", then commonest first
+    max_tokens: int
+    column: str
+
+    @classmethod
+    def adapt(cls, texts: np.ndarray, size: int, max_tokens: int, column: str) -> Vocabulary:
+        """The ``size`` - 2 commonest tokens of ``texts``, or a one-line error where the
+        texts hold no token at all after standardisation."""
+        import keras
+        import tensorflow as tf
+
+        layer = keras.layers.TextVectorization(
+            max_tokens=size, standardize=STANDARDIZE, split=SPLIT
+        )
+        layer.adapt(tf.data.Dataset.from_tensor_slices(texts.astype(str)).batch(BATCH))
+        tokens = [str(token) for token in layer.get_vocabulary()]
+        if len(tokens) <= 2:
+            raise DataError(
+                f"text column {column!r}: the {len(texts)} training texts hold no token once "
+                "lower-cased and stripped of punctuation (an empty vocabulary); the column "
+                "needs words, so check data.text_column."
+            )
+        return cls(tokens, max_tokens, column)
+
+    @property
+    def size(self) -> int:
+        """Token ids the network's embedding takes (padding and unknown included)."""
+        return len(self.tokens)
+
+    def layer(self, sequence_length: int | None = None) -> Any:
+        """A TextVectorization layer with this vocabulary: texts to ``sequence_length`` ids
+        (``max_tokens`` by default; 0 for as many as the longest text in a batch)."""
+        import keras
+
+        length = self.max_tokens if sequence_length is None else sequence_length or None
+        return keras.layers.TextVectorization(
+            standardize=STANDARDIZE,
+            split=SPLIT,
+            vocabulary=self.tokens[2:],
+            output_sequence_length=length,
+        )
+
+    def ids(self, texts: np.ndarray) -> np.ndarray:
+        """Token ids of ``texts``: int32, ``(len(texts), max_tokens)``."""
+        import keras
+
+        layer = self.layer()
+        parts = [
+            np.asarray(keras.ops.convert_to_numpy(layer(texts[start : start + BATCH].astype(str))))
+            for start in range(0, len(texts), BATCH)
+        ]
+        if not parts:
+            return np.zeros((0, self.max_tokens), np.int32)
+        return np.concatenate(parts).astype(np.int32)
+
+    def lengths(self, texts: np.ndarray) -> np.ndarray:
+        """Tokens in each of ``texts`` before truncation."""
+        import keras
+
+        layer = self.layer(0)
+        counts = []
+        for start in range(0, len(texts), 256):
+            ids = keras.ops.convert_to_numpy(layer(texts[start : start + 256].astype(str)))
+            counts.append(np.count_nonzero(np.asarray(ids), axis=1))
+        return np.concatenate(counts) if counts else np.zeros(0, np.int64)
+
+    def facts(self, texts: np.ndarray) -> dict[str, Any]:
+        """Vocabulary size, token counts of ``texts`` and the share of them cut at
+        ``max_tokens``."""
+        lengths = self.lengths(texts)
+        return {
+            "column": self.column,
+            "vocabulary_size": self.size,
+            "max_tokens": self.max_tokens,
+            "median_tokens": float(np.median(lengths)),
+            "p99_tokens": float(np.percentile(lengths, 99)),
+            "truncated_share": float(np.mean(lengths > self.max_tokens)),
+        }
+
+    def save(self, folder: Path) -> None:
+        """Write ``text.json`` (column, max_tokens, tokens) into ``folder``."""
+        info = {"column": self.column, "max_tokens": self.max_tokens, "tokens": self.tokens}
+        (Path(folder) / TEXT_INFO).write_text(json.dumps(info, ensure_ascii=False) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> Vocabulary | None:
+        """The vocabulary saved beside a model, or None for a model that takes no text."""
+        path = Path(folder) / TEXT_INFO
+        if not path.is_file():
+            return None
+        info = json.loads(path.read_text())
+        return cls(list(info["tokens"]), int(info["max_tokens"]), str(info["column"]))
+
+
+def unknown_share(ids: np.ndarray) -> float:
+    """Share of the tokens read (token ids, 0 padding) that are outside the vocabulary."""
+    read = np.count_nonzero(ids)
+    return float(np.count_nonzero(ids == 1) / read) if read else 0.0

@@ -1,0 +1,270 @@
+"""Text classification: raw strings in a table column in, classes out.
+
+``task: text_classification`` (softmax over the classes) and ``task: text_binary`` (one
+sigmoid, with the binary task's threshold, calibration, costs and PR-AUC) are the
+classification and binary tasks with text inputs: the text column's vocabulary is adapted
+on the training split (:class:`dltoolkit.data.text.Vocabulary`), the network reads token
+ids (builders ``text_cnn``, ``text_rnn``, ``text_transformer``), and the SavedModel takes the
+raw strings. Baselines are TF-IDF of word 1- and 2-grams with logistic regression and with a
+linear SVM, on the same split; the report adds which tokens drove a few test predictions
+(occlusion, :func:`dltoolkit.interpret.token_occlusion`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from dltoolkit import streamed_tables, training
+from dltoolkit.config import RunConfig, fail
+from dltoolkit.data import ArraySplits
+from dltoolkit.data.builtin_tables import BUILTIN_TABLES
+from dltoolkit.data.sources import is_table, parse_source
+from dltoolkit.data.tabular import read_frame, split_table, table_from_frame
+from dltoolkit.data.text import Vocabulary, checked_texts, unknown_share
+from dltoolkit.errors import DataError, DltkError, did_you_mean
+from dltoolkit.interpret import token_figure, token_occlusion
+from dltoolkit.models import MODELS
+from dltoolkit.tasks.base import Evaluation
+from dltoolkit.tasks.binary import BinaryTask
+from dltoolkit.tasks.classification import ClassificationTask
+
+INPUT_NAME = "tokens"
+
+
+class TextInputs:
+    """What a classification task changes to read raw text (a mixin listed before it)."""
+
+    name: str
+    config: RunConfig
+
+    @classmethod
+    def check_config(cls, config: RunConfig) -> None:
+        """A table, its text column named, and a builder that reads token ids."""
+        super().check_config(config)  # type: ignore[misc]
+        data = config.data
+        if data.text_column is None:
+            fail("data.text_column", None, f"the column of raw text for task {cls.name}")
+        if not is_table(data.source):
+            fail("data.source", data.source, "a table of texts: csv:PATH, parquet:PATH or builtin")
+        for key in ("features", "categorical"):
+            if getattr(data, key):
+                fail(f"data.{key}", getattr(data, key), "unset: data.text_column is the input")
+        builder = config.model.get("builder")
+        if "vocabulary_size" not in inspect.signature(MODELS.get(builder)).parameters:
+            texts = [name for name in MODELS.names() if name.startswith("text_")]
+            fail("model.builder", builder, f"a builder of token ids: {', '.join(texts)}")
+
+    # === Data ===
+
+    def load_data(self, saved_features: Path | None = None) -> ArraySplits:
+        """The texts split and turned into token ids (a table in memory: texts do not
+        stream yet)."""
+        streamed_tables.refuse(self.config.data, f"task {self.name}")
+        return super().load_data(saved_features)  # type: ignore[misc]
+
+    def table_splits(
+        self, saved: Path | None, fold: tuple[int, int] | None, keep: list[str]
+    ) -> ArraySplits:
+        """The table read, every text checked, split as configured; token ids of each
+        split from the training split's vocabulary (or the one saved in ``saved``)."""
+        config = self.config
+        column = config.data.text_column
+        kind, location = parse_source(config.data.source)
+        defaults: dict[str, Any] = {}
+        if kind == "builtin":
+            frame, defaults = BUILTIN_TABLES[location]()
+        else:
+            frame = read_frame(kind, location)
+        frame.columns = [str(name) for name in frame.columns]
+        if column not in frame.columns:
+            raise DataError(
+                f"data.text_column {column!r} is not a column of {config.data.source!r}"
+                f"{did_you_mean(column, list(frame.columns))}; its columns: "
+                f"{', '.join(list(frame.columns)[:20])}."
+            )
+        checked_texts(frame[column], config.data.source, column)
+        data = dataclasses.replace(config.data, features=[column], categorical=[column])
+        table = table_from_frame(frame, f"{kind}:{location}", data, True, defaults)
+        splits = split_table(table, data, config.seed, True, fold, keep)
+        if saved is None:
+            vocabulary = Vocabulary.adapt(
+                text_of(splits.train, column),
+                config.data.vocabulary_size,
+                config.data.max_tokens,
+                column,
+            )
+        else:
+            vocabulary = Vocabulary.load(saved)
+            if vocabulary is None:
+                raise DltkError(f"{str(saved)!r} holds no text.json; train the run again.")
+        return ArraySplits(
+            x_train=vocabulary.ids(text_of(splits.train, column)),
+            y_train=splits.y_train,
+            x_val=vocabulary.ids(text_of(splits.validation, column)),
+            y_val=splits.y_val,
+            x_test=vocabulary.ids(text_of(splits.test, column)),
+            y_test=splits.y_test,
+            class_names=splits.class_names,
+            source=splits.source,
+            table=splits,
+            text=vocabulary,
+        )
+
+    def data_facts(self, data: ArraySplits) -> dict[str, Any]:
+        """The classification facts, and the vocabulary and token counts of the texts
+        (the share longer than ``data.max_tokens``, cut there)."""
+        facts = super().data_facts(data)  # type: ignore[misc]
+        facts.pop("numeric", None)
+        facts.pop("categorical", None)
+        table, column = data.table, data.text.column
+        texts = np.concatenate([text_of(getattr(table, s), column) for s in SPLITS])
+        facts["text"] = data.text.facts(texts)
+        facts["text"]["test_unknown_share"] = unknown_share(data.x_test)
+        return facts
+
+    def describe(self, data: ArraySplits) -> str:
+        """The classification line, with the vocabulary."""
+        line = super().describe(data)  # type: ignore[misc]
+        return f"{line}; vocabulary {data.text.size:,} tokens, texts read to {data.text.max_tokens}"
+
+    def save_inputs(self, run_dir: Path, data: ArraySplits) -> None:
+        """The vocabulary (``text.json``), which predict and serve tokenise with."""
+        data.text.save(run_dir)
+
+    # === The network ===
+
+    def build(self, data: ArraySplits) -> keras.Model:
+        """The configured text builder with the task's head and the vocabulary's size."""
+        head = {**self.head(data), "vocabulary_size": data.text.size}  # type: ignore[attr-defined]
+        return training.build_network(self.config, data.input_shape, head, None, INPUT_NAME)
+
+    # === Baselines ===
+
+    def baseline_inputs(self, data: ArraySplits) -> tuple[Any, np.ndarray, Any, Any]:
+        """The raw texts (one column) of the training, validation and test rows, and the
+        training labels before any oversampling."""
+        table, column = data.table, data.text.column
+        x_train, x_val, x_test = (text_of(getattr(table, s), column)[:, None] for s in SPLITS)
+        return x_train, table.y_train, x_val, x_test
+
+    def baseline_estimators(self, data: ArraySplits) -> dict[str, Any]:
+        """TF-IDF of word 1- and 2-grams seen in at least two training texts (sublinear
+        counts), then logistic regression, or a linear SVM whose margins are mapped to
+        probabilities by 3-fold Platt scaling (scikit-learn's CalibratedClassifierCV)."""
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import FunctionTransformer
+        from sklearn.svm import LinearSVC
+
+        class_weight = self.config.train.class_weight
+
+        def tfidf() -> list[Any]:
+            return [
+                FunctionTransformer(np.ravel),
+                TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+            ]
+
+        return {
+            "tfidf_logistic_regression": make_pipeline(
+                *tfidf(), LogisticRegression(C=10.0, max_iter=3000, class_weight=class_weight)
+            ),
+            "tfidf_linear_svm": make_pipeline(
+                *tfidf(), CalibratedClassifierCV(LinearSVC(class_weight=class_weight), cv=3)
+            ),
+        }
+
+    # === What drives it ===
+
+    def explain(
+        self,
+        evaluation: Evaluation,
+        data: ArraySplits,
+        run_dir: Path,
+        echo: Callable[[str], None],
+    ) -> dict[str, Any]:
+        """Token occlusion on ``report.explained_texts`` test texts (a seeded draw taking
+        each predicted class in turn): ``tokens.png`` and each text's tokens by weight."""
+        count = min(self.config.report.explained_texts, len(data.x_test))
+        if not count:
+            return {}
+        predicted = self.predicted_classes(evaluation.outputs, evaluation.decision)
+        rows = spread_over_classes(predicted, count, self.config.seed)
+        predicted = predicted[rows]
+        ids = data.x_test[rows]
+        weights = token_occlusion(evaluation.model, ids, predicted, self.config.train.batch_size)
+        names, tokens = data.class_names, data.text.tokens
+        texts = text_of(data.table.test, data.text.column)[rows]
+        examples = []
+        for index, row in enumerate(rows):
+            order = np.argsort(-np.abs(weights[index]), kind="stable")
+            order = [p for p in order if ids[index, p] != 0][:12]
+            examples.append(
+                {
+                    "row": int(row),
+                    "true": names[int(data.y_test[row])],
+                    "predicted": names[int(predicted[index])],
+                    "text": str(texts[index])[:400],
+                    "tokens": [
+                        [tokens[ids[index, p]], round(float(weights[index, p]), 5)] for p in order
+                    ],
+                }
+            )
+        token_figure(examples, run_dir)
+        return {"token_occlusion": examples}
+
+    def predicted_classes(self, outputs: np.ndarray, decision: dict[str, Any] | None) -> np.ndarray:
+        """The class each output row is predicted as."""
+        raise NotImplementedError
+
+
+SPLITS = ("train", "validation", "test")
+
+
+def spread_over_classes(classes: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """``count`` row indices drawn from ``seed``, one of each class in turn (so a rare
+    class is among them), in row order."""
+    order = np.random.default_rng(seed).permutation(len(classes))
+    queues = [list(order[classes[order] == c]) for c in np.unique(classes)]
+    chosen: list[int] = []
+    while len(chosen) < count:
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(int(queue.pop(0)))
+    return np.sort(np.array(chosen, np.int64))
+
+
+def text_of(frame: Any, column: str) -> np.ndarray:
+    """A split's texts as an object array of strings."""
+    return frame[column].to_numpy(dtype=object)
+
+
+class TextClassificationTask(TextInputs, ClassificationTask):
+    """Texts into one of several classes (softmax)."""
+
+    name = "text_classification"
+    headline_score = "macro_f1"
+    summary = ("accuracy", "macro_f1")
+
+    def predicted_classes(self, outputs: np.ndarray, decision: dict[str, Any] | None) -> np.ndarray:
+        """The most probable class."""
+        return outputs.argmax(axis=-1)
+
+
+class TextBinaryTask(TextInputs, BinaryTask):
+    """Texts flagged yes or no (one sigmoid unit, thresholded on validation)."""
+
+    name = "text_binary"
+
+    def predicted_classes(self, outputs: np.ndarray, decision: dict[str, Any] | None) -> np.ndarray:
+        """1 where the probability reaches the chosen threshold."""
+        threshold = (decision or {}).get("threshold", 0.5)
+        return (outputs[:, -1] >= threshold).astype(np.int64)

