@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
 
@@ -24,6 +25,34 @@ TINY = (
     "--set", "model.filters=[8]",
     "--set", "model.convolutions_per_block=1",
     "--set", "model.dense_units=[16]",
+)  # fmt: skip
+
+
+WORDS = {
+    "card": ["card", "charge", "statement", "limit", "café"],
+    "loan": ["loan", "payment", "interest", "lender", "Zürich"],
+    "mortgage": ["house", "escrow", "mortgage", "foreclosure", "東京"],
+}
+FILLER = ["the", "my", "they", "said", "account", "bank", "called", "again", "xxxx", "please"]
+
+
+def texts(rows: int, seed: int = 0) -> pd.DataFrame:
+    """Complaint-like texts whose class shows in a few of their words (and non-ASCII)."""
+    rng = np.random.default_rng(seed)
+    labels = [list(WORDS)[index % len(WORDS)] for index in range(rows)]
+    written = []
+    for label in labels:
+        words = [*rng.choice(FILLER, rng.integers(4, 30)), *rng.choice(WORDS[label], 2)]
+        rng.shuffle(words)
+        written.append(" ".join(words).capitalize() + "!")
+    return pd.DataFrame({"text": written, "label": labels})
+
+
+TINY_TEXT = (
+    "--set", "train.epochs=3", "--set", "train.verbose=0", "--set", "data.split_column=null",
+    "--set", "data.text_column=text", "--set", "data.label=label", "--set", "data.max_tokens=24",
+    "--set", "model.filters=8", "--set", "model.embedding_dim=8", "--set", "model.kernel_sizes=[2]",
+    "--set", "report.explained_texts=2",
 )  # fmt: skip
 
 

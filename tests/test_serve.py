@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dltoolkit.launch import free_ports
-from tests.conftest import BACKEND, run_recipe_in
+from tests.conftest import BACKEND, TINY_TEXT, run_recipe_in, texts
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "tensorflow",
@@ -52,8 +52,9 @@ def call(url: str, body: bytes | str | None = None, method: str | None = None) -
 @pytest.fixture(scope="module")
 def server(trained_run: Path, tmp_path_factory: pytest.TempPathFactory):
     """A model repository with cnn-image (version 1), credit-risk (raw numbers and text,
-    no imputation) and a corrupt model, served by ``dltk serve`` (REST and gRPC) in a
-    subprocess with short read timeouts; yields (base URL, repository, log, gRPC port)."""
+    no imputation), complaint-routing (raw text) and a corrupt model, served by ``dltk
+    serve`` (REST and gRPC) in a subprocess with short read timeouts; yields (base URL,
+    repository, log, gRPC port)."""
     root = tmp_path_factory.mktemp("serve")
     repository = root / "repository"
     exported = json.loads((trained_run / "metrics.json").read_text())["export"]["path"]
@@ -64,6 +65,11 @@ def server(trained_run: Path, tmp_path_factory: pytest.TempPathFactory):
         "--set", "data.folds=null", "--set", f"export.directory={repository}",
     )  # fmt: skip
     assert (repository / "credit-risk" / "1").is_dir(), table_run
+    texts(150).to_csv(root / "texts.csv", index=False)
+    run_recipe_in(
+        root, "complaint-routing", "--data", f"csv:{root / 'texts.csv'}", *TINY_TEXT,
+        "--set", f"export.directory={repository}",
+    )  # fmt: skip
     broken = repository / "broken" / "1"
     broken.mkdir(parents=True)
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
@@ -205,6 +211,27 @@ def test_text_in_any_language_is_served(server) -> None:
         json.dumps({"instances": [row, {**row, text: "\ud800"}]}),  # a lone surrogate
     )
     assert status == 400 and f"instances[1].{text} holds an unpaired surrogate" in (answer["error"])
+
+
+def test_a_text_model_answers_raw_strings_in_rows_or_columns(server) -> None:
+    base, *_ = server
+    url = f"{base}/v1/models/complaint-routing"
+    status, metadata = call(f"{url}/metadata")
+    inputs = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]["inputs"]
+    assert status == 200 and list(inputs) == ["text"] and inputs["text"]["dtype"] == "DT_STRING"
+    sent = ["My card was charged twice at the café", "東京 loan interest 💳 again", "mortgage"]
+    status, rows = call(f"{url}:predict", json.dumps({"instances": sent}, ensure_ascii=False))
+    assert status == 200 and len(rows["predictions"]) == 3, rows
+    assert {row["class_name"] for row in rows["predictions"]} <= {"card", "loan", "mortgage"}
+    status, columns = call(f"{url}:predict", json.dumps({"inputs": {"text": sent}}))
+    assert status == 200, columns
+    np.testing.assert_allclose(
+        columns["outputs"]["probabilities"],
+        [row["probabilities"] for row in rows["predictions"]],
+        atol=1e-6,
+    )
+    status, answer = call(f"{url}:predict", json.dumps({"instances": [3.5]}))
+    assert status == 400 and "error" in answer
 
 
 def test_null_for_a_number_names_the_feature(server) -> None:
