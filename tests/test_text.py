@@ -21,6 +21,7 @@ from dltoolkit.errors import DataError
 
 neutral = pytest.mark.backend_neutral
 
+
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny complaint-routing run on texts written here (train, evaluate, export)."""
