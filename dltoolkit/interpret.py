@@ -148,18 +148,15 @@ def token_occlusion(
             outputs = np.concatenate([1.0 - outputs, outputs], axis=-1)
         return outputs[np.arange(len(outputs)), rows]
 
-    base = probability(predict_outputs(model, ids, batch_size), classes)
+    rows, positions = np.nonzero(ids)  # every (text, token) to occlude, text by text
+    variants = ids[rows].copy()
+    variants[np.arange(len(rows)), positions] = 1
+    # One prediction over the texts and all their variants (one traced function).
+    outputs = predict_outputs(model, np.concatenate([ids, variants]), batch_size)
+    base = probability(outputs[: len(ids)], classes)
+    occluded = probability(outputs[len(ids) :], classes[rows])
     weights = np.zeros(ids.shape, np.float64)
-    for row, tokens in enumerate(ids):
-        positions = np.flatnonzero(tokens)
-        if not len(positions):
-            continue
-        variants = np.repeat(tokens[None], len(positions), axis=0)
-        variants[np.arange(len(positions)), positions] = 1
-        occluded = predict_outputs(model, variants, batch_size)
-        weights[row, positions] = base[row] - probability(
-            occluded, np.full(len(positions), classes[row])
-        )
+    weights[rows, positions] = base[rows] - occluded
     return weights
 
 

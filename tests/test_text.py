@@ -93,6 +93,26 @@ def test_predict_and_the_savedmodel_tokenise_as_training_did(text_run: Path, tmp
     np.testing.assert_allclose(served, expected, atol=1e-5)
 
 
+@neutral
+def test_token_occlusion_is_each_tokens_own_drop(text_run: Path) -> None:
+    import keras
+
+    from dltoolkit.interpret import token_occlusion
+
+    model = keras.saving.load_model(text_run / "model.keras")
+    ids = Vocabulary.load(text_run).ids(texts(3, seed=5)["text"].to_numpy(object))
+    classes = np.array([0, 1, 2])
+    weights = token_occlusion(model, ids, classes, 16)
+    assert np.all(weights[ids == 0] == 0)
+    for row in range(3):
+        base = np.asarray(model.predict(ids[row : row + 1], verbose=0))[0, classes[row]]
+        for position in np.flatnonzero(ids[row])[:4]:
+            occluded = ids[row].copy()
+            occluded[position] = 1
+            drop = base - np.asarray(model.predict(occluded[None], verbose=0))[0, classes[row]]
+            assert weights[row, position] == pytest.approx(drop, abs=1e-5)
+
+
 @pytest.mark.parametrize("builder", ["text_rnn", "text_transformer"])
 def test_recurrent_and_transformer_builders_train(builder: str) -> None:
     from dltoolkit.models import MODELS
@@ -249,3 +269,66 @@ def test_one_download_fetches_both_complaint_files(tmp_path: Path, monkeypatch) 
     paths = fetch.cached_files(files, echo=lambda message: None)
     assert [path.read_bytes() for path in paths] == list(contents.values())
     assert fetch.cached_files(files, echo=lambda message: None) == paths and calls == ["3.8.5"]
+
+
+def deb_holding(path: Path, member: str, body: bytes) -> Path:
+    """A Debian package (an ar archive of debian-binary, control and data tarballs)."""
+    import io
+    import tarfile
+
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:xz") as archive:
+        info = tarfile.TarInfo(member)
+        info.size = len(body)
+        archive.addfile(info, io.BytesIO(body))
+    parts = [("debian-binary", b"2.0\n"), ("control.tar.xz", b"x")]
+    parts.append(("data.tar.xz", data.getvalue()))
+    with open(path, "wb") as stream:
+        stream.write(b"!<arch>\n")
+        for name, content in parts:
+            header = f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(content):<10}`\n"
+            stream.write(header.encode() + content + (b"\n" if len(content) % 2 else b""))
+    return path
+
+
+@neutral
+def test_a_file_in_a_debian_package_is_fetched_once_and_verified(tmp_path, monkeypatch) -> None:
+    import hashlib
+    import shutil
+
+    monkeypatch.setenv("DLTK_DATA_HOME", str(tmp_path / "cache"))
+    body = b"RDX3 not really R data\n" * 10
+    package = deb_holding(tmp_path / "kernlab.deb", "./usr/lib/R/data/ticdata.rda", body)
+    data = fetch.DebianFile(
+        "https://example.org/kernlab.deb", "./usr/lib/R/data/ticdata.rda",
+        hashlib.sha256(body).hexdigest(), len(body), "ticdata.rda",
+    )  # fmt: skip
+    calls = []
+
+    def download(data, destination: Path) -> None:
+        calls.append(data.url)
+        shutil.copy(package, destination)
+
+    monkeypatch.setattr(fetch, "_download_url", download)
+    path = fetch.cached_debian(data, echo=lambda message: None)
+    assert path.read_bytes() == body
+    assert fetch.cached_debian(data, echo=lambda message: None) == path and len(calls) == 1
+    path.unlink()
+    wrong = fetch.DebianFile(data.url, data.member, "0" * 64, data.size, data.filename)
+    with pytest.raises(DataError, match="is not the pinned file and was discarded"):
+        fetch.cached_debian(wrong, echo=lambda message: None)
+    assert not path.exists()
+
+
+@neutral
+def test_positives_in_the_top_fifth_and_their_lift() -> None:
+    from dltoolkit.tasks.binary import top_share_scores
+
+    y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 1, 0])
+    score = np.array([0.9, 0.8, 0.1, 0.3, 0.2, 0.2, 0.1, 0.0, 0.4, 0.5])
+    found = top_share_scores(y, score)  # the top 2 rows: 0.9 (a positive) and 0.8
+    assert found == {
+        "positives_in_top_20pct": 1,
+        "captured_top_20pct": pytest.approx(1 / 3),
+        "lift_top_20pct": pytest.approx(5 / 3),
+    }
