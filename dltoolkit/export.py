@@ -209,7 +209,10 @@ def _text_inputs(vocabulary: Vocabulary) -> tuple[dict, Callable, Any]:
     signature = {"text": tf.TensorSpec((None,), tf.string, name="text")}
 
     def prepare(inputs):
-        return tf.cast(encoder(inputs["text"]), tf.int32)
+        ids = tf.cast(encoder(inputs["text"]), tf.int32)
+        # A text of no token reads as one unknown token, as in training (with_a_token).
+        first = tf.where(ids[:, :1] == 0, tf.ones_like(ids[:, :1]), ids[:, :1])
+        return tf.concat([first, ids[:, 1:]], axis=1)
 
     return signature, prepare, encoder
 

@@ -60,6 +60,7 @@ def test_predict_and_the_savedmodel_tokenise_as_training_did(text_run: Path, tmp
 
     new = texts(12, seed=7)
     new.loc[0, "text"] = "Café in Zürich: my card was charged twice — 東京 again!"
+    new.loc[1, "text"] = ":-) ?!"  # no token at all
     new.to_csv(tmp_path / "new.csv", index=False)
     result = invoke(
         "predict", str(text_run), "--data", f"csv:{tmp_path / 'new.csv'}",
@@ -173,6 +174,8 @@ def test_the_vocabulary_is_the_training_splits_and_reloads_exactly(tmp_path: Pat
     other = np.array(["Café crème au Zürich", "the the card"], dtype=object)
     np.testing.assert_array_equal(again.ids(other), vocabulary.ids(other))
     assert list(vocabulary.lengths(other)) == [4, 3]
+    # A text of no token (punctuation only) reads as one unknown token, never padding alone.
+    assert list(vocabulary.ids(np.array([":-) !!"], dtype=object))[0]) == [1, 0, 0, 0, 0]
     with pytest.raises(DataError, match="empty vocabulary"):
         Vocabulary.adapt(np.array(["!!!", "?? ..."], dtype=object), 100, 5, "text")
     with pytest.raises(DataError, match="text column 'body' is blank at row 3"):
@@ -193,6 +196,11 @@ def test_a_builder_that_reads_no_token_ids_is_refused() -> None:
     config.data.text_column = None
     with pytest.raises(ConfigError, match=r"data\.text_column"):
         get_task(config)
+    # The other tasks refuse text settings and text builders in one line.
+    with pytest.raises(ConfigError, match="reads token ids: task text_classification"):
+        get_task(load_config("message-screening", ["task=binary", "data.text_column=null"]))
+    with pytest.raises(ConfigError, match=r"data\.text_column must be unset for task binary"):
+        get_task(load_config("product-offer", ["data.text_column=text"]))
 
 
 @neutral
@@ -241,6 +249,14 @@ def test_a_given_split_column_fixes_the_test_rows(workdir: Path) -> None:
     splits = split_table(table, config, 0, True)
     assert set(splits.test["text"]) == set(frame["text"][frame["part"] == "test"])
     assert len(splits.test) == 15 and len(splits.train) + len(splits.validation) == 45
+    # Too few "train" rows for the validation draw: one line, not a traceback.
+    few = frame.assign(part=["train" if i < 5 else "test" for i in range(60)])
+    with pytest.raises(DataError, match="9 validation rows cannot be drawn from the 5 rows"):
+        split_table(table_from_frame(few, "csv:x", config), config, 0, True)
+    # A builtin table's own split column is never a feature, even when not used to split.
+    loose = DataConfig(label="label")
+    table = table_from_frame(frame.copy(), "builtin:x", loose, defaults={"split_column": "part"})
+    assert table.features == ["text"]
 
 
 @neutral

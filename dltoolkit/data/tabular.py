@@ -159,7 +159,8 @@ def table_from_frame(
         _require_columns(source, [time_column], columns, "data.time_column")
     if config.split_column is not None:
         _require_columns(source, [config.split_column], columns, "data.split_column")
-    excluded = {label, time_column, config.split_column}
+    # A builtin table's own split column ("split") is never a feature.
+    excluded = {label, time_column, config.split_column, defaults.get("split_column")}
     features = (
         config.features
         or defaults.get("features")
@@ -334,12 +335,19 @@ def split_table(
             )
         else:
             rest, test = _fold(indices, stratify, fold, seed)
-        train, validation = train_test_split(
-            rest,
-            test_size=n_val,
-            stratify=None if stratify is None else y[rest],
-            random_state=seed,
-        )
+        try:
+            train, validation = train_test_split(
+                rest,
+                test_size=n_val,
+                stratify=None if stratify is None else y[rest],
+                random_state=seed,
+            )
+        except ValueError as error:
+            raise DataError(
+                f"data source {source!r}: {n_val} validation rows cannot be drawn from the "
+                f"{len(rest)} rows left for training ({_first_line(error)}); lower "
+                "data.validation_split or use more data."
+            ) from None
     if classes and table.label is not None and len(np.unique(y[train])) < 2:
         raise DataError(
             f"data source {source!r}: the training split holds one class only; "
@@ -413,6 +421,10 @@ def checked_amounts(frame: pd.DataFrame, column: str, source: str) -> np.ndarray
                 f"is {what}; amounts must be numbers >= 0: fix the row or choose another column."
             )
     return numbers.to_numpy(np.float64)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def given_test_rows(values: pd.Series, source: str, column: str) -> tuple[np.ndarray, np.ndarray]:

@@ -120,7 +120,7 @@ class Vocabulary:
         ]
         if not parts:
             return np.zeros((0, self.max_tokens), np.int32)
-        return np.concatenate(parts).astype(np.int32)
+        return with_a_token(np.concatenate(parts).astype(np.int32))
 
     def lengths(self, texts: np.ndarray) -> np.ndarray:
         """Tokens in each of ``texts`` before truncation."""
@@ -159,6 +159,14 @@ class Vocabulary:
             return None
         info = json.loads(path.read_text())
         return cls(list(info["tokens"]), int(info["max_tokens"]), str(info["column"]))
+
+
+def with_a_token(ids: np.ndarray) -> np.ndarray:
+    """Token ids where a text of no token at all (only punctuation, ":-)") reads as one
+    unknown token: a text of padding alone would leave nothing for a masked layer to
+    average or read (a NaN, or a failing cuDNN kernel)."""
+    ids[:, 0] = np.where(ids[:, 0] == 0, 1, ids[:, 0])
+    return ids
 
 
 def unknown_share(ids: np.ndarray) -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from inspect import signature
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,7 +32,7 @@ from dltoolkit.data.streams import (
     seeded_rows,
 )
 from dltoolkit.errors import ConfigError
-from dltoolkit.models import backbone_of, set_trainable
+from dltoolkit.models import MODELS, backbone_of, set_trainable
 from dltoolkit.report.figures import Figure
 from dltoolkit.runs import higher_is_better
 from dltoolkit.tasks.fine_tune import fit_in_phases
@@ -84,6 +85,8 @@ class Task:
     decides: ClassVar[bool] = False
     # The train.calibration methods the task's scores take (none: no probability to fit).
     calibrations: ClassVar[tuple[str, ...]] = ()
+    # The task reads raw text (data.text_column) and builds on a builder of token ids.
+    reads_text: ClassVar[bool] = False
 
     def __init__(self, config: RunConfig):
         method = config.train.calibration
@@ -102,6 +105,14 @@ class Task:
             ):
                 if value:
                     fail(key, value, f"unset for task {self.name} (it flags no rows yes or no)")
+        if not self.reads_text:
+            builder = config.model.get("builder")
+            if builder in MODELS and "vocabulary_size" in signature(MODELS.get(builder)).parameters:
+                fail("model.builder", builder, f"a builder of task {self.name}'s inputs ({builder} "
+                     "reads token ids: task text_classification or text_binary)")  # fmt: skip
+            if config.data.text_column is not None:
+                fail("data.text_column", config.data.text_column, f"unset for task {self.name} "
+                     "(task text_classification or text_binary reads text)")  # fmt: skip
         self.check_config(config)
         self.config = config
 

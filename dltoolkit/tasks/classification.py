@@ -186,7 +186,7 @@ def class_names(names: list[str] | None, count: int) -> list[str]:
     return names
 
 
-def most_confused(matrix: np.ndarray, count: int = 5) -> list[dict[str, int]]:
+def most_confused(matrix: np.ndarray, count: int = 5) -> list[dict[str, Any]]:
     """The ``count`` commonest mistakes of a confusion matrix (rows true, columns
     predicted): ``{"true", "predicted", "rows", "share"}`` with class indices, ``share``
     being the true class's rows that went to the predicted one."""

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from dltoolkit import features, streamed_tables, training
-from dltoolkit.config import RunConfig, fail
+from dltoolkit.config import DataConfig, RunConfig, fail
 from dltoolkit.data import ArraySplits, load_dataset
 from dltoolkit.data.sources import is_table
 from dltoolkit.data.streams import as_input, is_streamed, naming_bad_files, seeded_rows
@@ -80,6 +80,7 @@ class SupervisedTask(Task):
                 f"table), received data source {config.data.source!r}."
             )
         for key, value in (
+            ("data.split_column", config.data.split_column),
             ("data.amount_column", config.data.amount_column),
             ("report.fairness_groups", config.report.fairness_groups),
         ):
@@ -101,6 +102,10 @@ class SupervisedTask(Task):
         return features.load_table_dataset(
             config.data, config.seed, self.classes, saved, fold=fold, keep=keep
         )
+
+    def table_config(self) -> DataConfig:
+        """The data section a table is read with (the text tasks narrow its features)."""
+        return self.config.data
 
     def kept_columns(self) -> list[str]:
         """Raw columns of a table whose test rows the task needs besides the features."""

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from dltoolkit import streamed_tables, training
-from dltoolkit.config import RunConfig, fail
+from dltoolkit.config import DataConfig, RunConfig, fail
 from dltoolkit.data import ArraySplits
 from dltoolkit.data.builtin_tables import BUILTIN_TABLES
 from dltoolkit.data.sources import is_table, parse_source
@@ -43,6 +43,7 @@ class TextInputs:
 
     name: str
     config: RunConfig
+    reads_text = True
 
     @classmethod
     def check_config(cls, config: RunConfig) -> None:
@@ -90,7 +91,7 @@ class TextInputs:
                 f"{', '.join(list(frame.columns)[:20])}."
             )
         checked_texts(frame[column], config.data.source, column)
-        data = dataclasses.replace(config.data, features=[column], categorical=[column])
+        data = self.table_config()
         table = table_from_frame(frame, f"{kind}:{location}", data, True, defaults)
         splits = split_table(table, data, config.seed, True, fold, keep)
         if saved is None:
@@ -116,6 +117,11 @@ class TextInputs:
             table=splits,
             text=vocabulary,
         )
+
+    def table_config(self) -> DataConfig:
+        """The data section with the text column as the one (categorical) feature."""
+        column = self.config.data.text_column
+        return dataclasses.replace(self.config.data, features=[column], categorical=[column])
 
     def data_facts(self, data: ArraySplits) -> dict[str, Any]:
         """The classification facts, and the vocabulary and token counts of the texts
@@ -157,7 +163,8 @@ class TextInputs:
     def baseline_estimators(self, data: ArraySplits) -> dict[str, Any]:
         """TF-IDF of word 1- and 2-grams seen in at least two training texts (sublinear
         counts), then logistic regression, or a linear SVM whose margins are mapped to
-        probabilities by 3-fold Platt scaling (scikit-learn's CalibratedClassifierCV)."""
+        probabilities by 3-fold Platt scaling (scikit-learn's CalibratedClassifierCV; left
+        out where a class has fewer than 2 training texts)."""
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
@@ -166,21 +173,29 @@ class TextInputs:
         from sklearn.svm import LinearSVC
 
         class_weight = self.config.train.class_weight
+        # n-grams of a single training text are kept where there are few texts (fewer than
+        # 100: no n-gram might recur, leaving TF-IDF nothing).
+        recurring = 2 if len(data.table.y_train) >= 100 else 1
 
         def tfidf() -> list[Any]:
             return [
                 FunctionTransformer(np.ravel),
-                TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                TfidfVectorizer(ngram_range=(1, 2), min_df=recurring, sublinear_tf=True),
             ]
 
-        return {
+        found = {
             "tfidf_logistic_regression": make_pipeline(
                 *tfidf(), LogisticRegression(C=10.0, max_iter=3000, class_weight=class_weight)
-            ),
-            "tfidf_linear_svm": make_pipeline(
-                *tfidf(), CalibratedClassifierCV(LinearSVC(class_weight=class_weight), cv=3)
-            ),
+            )
         }
+        # Platt scaling's folds need every class in each: 3 folds, fewer for a rare class.
+        folds = min(3, int(np.bincount(data.table.y_train).min()))
+        if folds >= 2:
+            svm = LinearSVC(class_weight=class_weight)
+            found["tfidf_linear_svm"] = make_pipeline(
+                *tfidf(), CalibratedClassifierCV(svm, cv=folds)
+            )
+        return found
 
     # === What drives it ===
 

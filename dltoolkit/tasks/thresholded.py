@@ -91,7 +91,7 @@ class Thresholded(SupervisedTask):
         method = self.config.train.calibration
         if method != "none":
             check_validation_rows(method, data.y_val)
-            for fold in fold_validation_labels(self.config.data, self.config.seed, self.classes):
+            for fold in fold_validation_labels(self.table_config(), self.config.seed, self.classes):
                 check_validation_rows(method, fold)
         return data
 
