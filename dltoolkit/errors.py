@@ -18,6 +18,13 @@ class DataError(DltkError):
     """A data source is missing, unreadable or malformed."""
 
 
+def first_line(error: BaseException) -> str:
+    """An exception's message cut to its first line (its type's name where it has none),
+    for one-line errors that quote a library's reason."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def did_you_mean(name: str, known: Iterable[str]) -> str:
     """Return ' (did you mean "x"?)' for the closest known name, or ''."""
     matches = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)

@@ -23,7 +23,7 @@ import numpy as np
 from dltoolkit import features
 from dltoolkit.config import DataConfig
 from dltoolkit.data.text import Vocabulary, checked_texts
-from dltoolkit.errors import DataError
+from dltoolkit.errors import DataError, first_line
 from dltoolkit.models import load_model
 from dltoolkit.tasks import task_class
 
@@ -312,7 +312,7 @@ def _table_chunks(kind: str, location: str, chunk_rows: int, text_columns: list[
                         done = position
                 except (ValueError, OSError, pd.errors.ParserError) as error:
                     raise DataError(
-                        f"csv file {location!r} could not be read: {_first_line(error)}"
+                        f"csv file {location!r} could not be read: {first_line(error)}"
                     ) from None
                 yield pd.DataFrame(), size - done
 
@@ -326,7 +326,7 @@ def _table_chunks(kind: str, location: str, chunk_rows: int, text_columns: list[
         parquet = pq.ParquetFile(path)
     except (OSError, ValueError) as error:
         raise DataError(
-            f"parquet file {location!r} could not be read: {_first_line(error)}"
+            f"parquet file {location!r} could not be read: {first_line(error)}"
         ) from None
 
     def parquet_frames():
@@ -336,8 +336,3 @@ def _table_chunks(kind: str, location: str, chunk_rows: int, text_columns: list[
             yield frame, len(frame)
 
     return parquet.metadata.num_rows, "rows", parquet_frames()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

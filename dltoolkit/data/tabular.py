@@ -18,7 +18,7 @@ import pandas as pd
 from dltoolkit.config import DataConfig
 from dltoolkit.data.arrays import labels_to_indices
 from dltoolkit.data.builtin_tables import BUILTIN_TABLES
-from dltoolkit.errors import DataError, did_you_mean
+from dltoolkit.errors import DataError, did_you_mean, first_line
 
 TABLE_KINDS = ("csv", "parquet")
 
@@ -111,20 +111,25 @@ def read_frame(kind: str, location: str) -> pd.DataFrame:
                 hint = 'pip install "dltoolkit[parquet]"'
                 raise DataError(f"reading parquet needs pyarrow; install it with: {hint}") from None
     except (ValueError, OSError, pd.errors.ParserError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DataError(f"{kind} file {location!r} could not be read: {first}") from None
+        raise DataError(
+            f"{kind} file {location!r} could not be read: {first_line(error)}"
+        ) from None
     if frame.empty:
         raise DataError(f"{kind} file {location!r} has a header but no rows.")
     return frame
 
 
+def read_table(kind: str, location: str) -> tuple[pd.DataFrame, dict]:
+    """A table's raw frame, and a builtin table's defaults (its label, time and split
+    columns; none for a file)."""
+    if kind == "builtin":
+        return BUILTIN_TABLES[location]()
+    return read_frame(kind, location), {}
+
+
 def load_table(kind: str, location: str, config: DataConfig, require_label: bool = True) -> Table:
     """Read a table and resolve its label, numeric and categorical columns."""
-    defaults: dict = {}
-    if kind == "builtin":
-        frame, defaults = BUILTIN_TABLES[location]()
-    else:
-        frame = read_frame(kind, location)
+    frame, defaults = read_table(kind, location)
     return table_from_frame(frame, f"{kind}:{location}", config, require_label, defaults)
 
 
@@ -345,7 +350,7 @@ def split_table(
         except ValueError as error:
             raise DataError(
                 f"data source {source!r}: {n_val} validation rows cannot be drawn from the "
-                f"{len(rest)} rows left for training ({_first_line(error)}); lower "
+                f"{len(rest)} rows left for training ({first_line(error)}); lower "
                 "data.validation_split or use more data."
             ) from None
     if classes and table.label is not None and len(np.unique(y[train])) < 2:
@@ -421,10 +426,6 @@ def checked_amounts(frame: pd.DataFrame, column: str, source: str) -> np.ndarray
                 f"is {what}; amounts must be numbers >= 0: fix the row or choose another column."
             )
     return numbers.to_numpy(np.float64)
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def given_test_rows(values: pd.Series, source: str, column: str) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ client sends, so training, ``dltk predict`` and ``dltk serve`` tokenise identica
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,26 +112,15 @@ class Vocabulary:
 
     def ids(self, texts: np.ndarray) -> np.ndarray:
         """Token ids of ``texts``: int32, ``(len(texts), max_tokens)``."""
-        import keras
-
-        layer = self.layer()
-        parts = [
-            np.asarray(keras.ops.convert_to_numpy(layer(texts[start : start + BATCH].astype(str))))
-            for start in range(0, len(texts), BATCH)
-        ]
+        parts = list(_vectorised(self.layer(), texts, BATCH))
         if not parts:
             return np.zeros((0, self.max_tokens), np.int32)
         return with_a_token(np.concatenate(parts).astype(np.int32))
 
     def lengths(self, texts: np.ndarray) -> np.ndarray:
-        """Tokens in each of ``texts`` before truncation."""
-        import keras
-
-        layer = self.layer(0)
-        counts = []
-        for start in range(0, len(texts), 256):
-            ids = keras.ops.convert_to_numpy(layer(texts[start : start + 256].astype(str)))
-            counts.append(np.count_nonzero(np.asarray(ids), axis=1))
+        """Tokens in each of ``texts`` before truncation (batches of 256: each is padded
+        to its longest text)."""
+        counts = [np.count_nonzero(ids, axis=1) for ids in _vectorised(self.layer(0), texts, 256)]
         return np.concatenate(counts) if counts else np.zeros(0, np.int64)
 
     def facts(self, texts: np.ndarray) -> dict[str, Any]:
@@ -159,6 +149,14 @@ class Vocabulary:
             return None
         info = json.loads(path.read_text())
         return cls(list(info["tokens"]), int(info["max_tokens"]), str(info["column"]))
+
+
+def _vectorised(layer: Any, texts: np.ndarray, rows: int) -> Iterator[np.ndarray]:
+    """``layer``'s token ids of ``texts``, ``rows`` texts at a time, as NumPy arrays."""
+    import keras
+
+    for start in range(0, len(texts), rows):
+        yield np.asarray(keras.ops.convert_to_numpy(layer(texts[start : start + rows].astype(str))))
 
 
 def with_a_token(ids: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dltoolkit.config import DistributeConfig, RunConfig, read_yaml
-from dltoolkit.errors import ConfigError, DltkError
+from dltoolkit.errors import ConfigError, DltkError, first_line
 
 # The backends on which each strategy exists.
 SUPPORTED = {
@@ -327,10 +327,9 @@ def _tpu_placement(tf: Any, distribute: DistributeConfig) -> Placement:
         tf.tpu.experimental.initialize_tpu_system(resolver)
         strategy = tf.distribute.TPUStrategy(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DltkError(
-            f"distribute.strategy tpu found no TPU (tpu={distribute.tpu!r}: {reason}); run on a "
-            "Cloud TPU VM, or set distribute.tpu to the TPU's name or grpc:// address."
+            f"distribute.strategy tpu found no TPU (tpu={distribute.tpu!r}: {first_line(error)}); "
+            "run on a Cloud TPU VM, or set distribute.tpu to the TPU's name or grpc:// address."
         ) from None
     devices = [d.name for d in tf.config.list_logical_devices("TPU")]
     return Placement(

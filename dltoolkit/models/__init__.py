@@ -23,7 +23,12 @@ from dltoolkit.models.autoencoder import autoencoder
 from dltoolkit.models.cnn import cnn
 from dltoolkit.models.dec import dec
 from dltoolkit.models.mlp import mlp
-from dltoolkit.models.registry import MODELS, builder_hyperparameters, resolve_model_config
+from dltoolkit.models.registry import (
+    MODELS,
+    builder_hyperparameters,
+    reads_tokens,
+    resolve_model_config,
+)
 from dltoolkit.models.rnn import rnn
 from dltoolkit.models.som import som
 from dltoolkit.models.text import text_cnn, text_rnn, text_transformer
@@ -68,6 +73,7 @@ __all__ = [
     "dec",
     "load_model",
     "mlp",
+    "reads_tokens",
     "resolve_model_config",
     "rnn",
     "set_trainable",

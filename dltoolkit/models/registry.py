@@ -37,6 +37,12 @@ def builder_hyperparameters(builder_name: str) -> dict[str, inspect.Parameter]:
     }
 
 
+def reads_tokens(builder_name: str) -> bool:
+    """Whether a builder takes token ids (it is sized by ``vocabulary_size``): a builder
+    for the text tasks."""
+    return "vocabulary_size" in inspect.signature(MODELS.get(builder_name)).parameters
+
+
 def resolve_model_config(model: dict[str, Any]) -> dict[str, Any]:
     """Fill a ``model:`` section with the builder's defaults and type-check every value.
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from inspect import signature
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,7 +31,7 @@ from dltoolkit.data.streams import (
     seeded_rows,
 )
 from dltoolkit.errors import ConfigError
-from dltoolkit.models import MODELS, backbone_of, set_trainable
+from dltoolkit.models import MODELS, backbone_of, reads_tokens, set_trainable
 from dltoolkit.report.figures import Figure
 from dltoolkit.runs import higher_is_better
 from dltoolkit.tasks.fine_tune import fit_in_phases
@@ -105,14 +104,16 @@ class Task:
             ):
                 if value:
                     fail(key, value, f"unset for task {self.name} (it flags no rows yes or no)")
-        if not self.reads_text:
-            builder = config.model.get("builder")
-            if builder in MODELS and "vocabulary_size" in signature(MODELS.get(builder)).parameters:
-                fail("model.builder", builder, f"a builder of task {self.name}'s inputs ({builder} "
-                     "reads token ids: task text_classification or text_binary)")  # fmt: skip
-            if config.data.text_column is not None:
-                fail("data.text_column", config.data.text_column, f"unset for task {self.name} "
-                     "(task text_classification or text_binary reads text)")  # fmt: skip
+        builder = config.model.get("builder")
+        if builder in MODELS and reads_tokens(builder) != self.reads_text:
+            if self.reads_text:
+                texts = ", ".join(name for name in MODELS.names() if reads_tokens(name))
+                fail("model.builder", builder, f"a builder of token ids: {texts}")
+            fail("model.builder", builder, f"a builder of task {self.name}'s inputs ({builder} "
+                 "reads token ids: task text_classification or text_binary)")  # fmt: skip
+        if not self.reads_text and config.data.text_column is not None:
+            fail("data.text_column", config.data.text_column, f"unset for task {self.name} "
+                 "(task text_classification or text_binary reads text)")  # fmt: skip
         self.check_config(config)
         self.config = config
 

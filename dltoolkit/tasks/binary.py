@@ -16,14 +16,11 @@ import keras
 import numpy as np
 
 from dltoolkit.data import ArraySplits
+from dltoolkit.report.figures import TOP_SHARE
 from dltoolkit.tasks.base import fit_baseline, outputs_of
 from dltoolkit.tasks.boosting import EarlyStopped, installed_boosting
 from dltoolkit.tasks.calibration import probability_scores
 from dltoolkit.tasks.thresholded import Thresholded, positive
-
-# The share of rows ranked highest whose positives are counted (a campaign mailing the
-# top fifth of its customers; CoIL 2000's 800 of 4,000).
-TOP_SHARE = 0.2
 
 
 def top_share_scores(y: np.ndarray, score: np.ndarray, share: float = TOP_SHARE) -> dict[str, Any]:

@@ -13,7 +13,6 @@ linear SVM, on the same split; the report adds which tokens drove a few test pre
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,11 @@ import numpy as np
 from dltoolkit import streamed_tables, training
 from dltoolkit.config import DataConfig, RunConfig, fail
 from dltoolkit.data import ArraySplits
-from dltoolkit.data.builtin_tables import BUILTIN_TABLES
 from dltoolkit.data.sources import is_table, parse_source
-from dltoolkit.data.tabular import read_frame, split_table, table_from_frame
+from dltoolkit.data.tabular import read_table, split_table, table_from_frame
 from dltoolkit.data.text import Vocabulary, checked_texts, unknown_share
 from dltoolkit.errors import DataError, DltkError, did_you_mean
 from dltoolkit.interpret import token_figure, token_occlusion
-from dltoolkit.models import MODELS
 from dltoolkit.tasks.base import Evaluation
 from dltoolkit.tasks.binary import BinaryTask
 from dltoolkit.tasks.classification import ClassificationTask
@@ -47,7 +44,8 @@ class TextInputs:
 
     @classmethod
     def check_config(cls, config: RunConfig) -> None:
-        """A table, its text column named, and a builder that reads token ids."""
+        """A table and its text column named (Task checks that the builder reads token
+        ids)."""
         super().check_config(config)  # type: ignore[misc]
         data = config.data
         if data.text_column is None:
@@ -57,10 +55,6 @@ class TextInputs:
         for key in ("features", "categorical"):
             if getattr(data, key):
                 fail(f"data.{key}", getattr(data, key), "unset: data.text_column is the input")
-        builder = config.model.get("builder")
-        if "vocabulary_size" not in inspect.signature(MODELS.get(builder)).parameters:
-            texts = [name for name in MODELS.names() if name.startswith("text_")]
-            fail("model.builder", builder, f"a builder of token ids: {', '.join(texts)}")
 
     # === Data ===
 
@@ -78,11 +72,7 @@ class TextInputs:
         config = self.config
         column = config.data.text_column
         kind, location = parse_source(config.data.source)
-        defaults: dict[str, Any] = {}
-        if kind == "builtin":
-            frame, defaults = BUILTIN_TABLES[location]()
-        else:
-            frame = read_frame(kind, location)
+        frame, defaults = read_table(kind, location)
         frame.columns = [str(name) for name in frame.columns]
         if column not in frame.columns:
             raise DataError(
