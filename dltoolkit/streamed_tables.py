@@ -15,7 +15,10 @@ Two passes over the file (or the folder of part files), each a chunk at a time t
    in validation, the newest in test; the cut-offs are the quantiles of the time column
    in the sample (within about 0.1% of the fractions asked for).
 2. The FeatureSpace is adapted on the sample's training rows (missing numbers filled
-   with their medians), then every chunk is encoded and appended to its split's file.
+   with their medians), then every chunk is encoded and appended to its split's file. A
+   table of texts (``data.text_column``) has its vocabulary adapted on those rows instead
+   and is written as token ids; the raw texts of the validation and test rows are kept
+   on disk too (:class:`dltoolkit.data.text.TextLines`), for the TF-IDF baselines.
 
 The files, the labels and the adapted FeatureSpace are kept in the cache folder under a
 name digesting the files (path, size, modification time), the data settings and the
@@ -34,6 +37,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +51,7 @@ from dltoolkit.data.sources import parse_source
 from dltoolkit.data.streams import filled_cache_folder
 from dltoolkit.data.table_chunks import ChunkReader, class_order, label_keys, unit_hash
 from dltoolkit.data.tabular import TableSplits, checked_amounts, part_files, positive_last
+from dltoolkit.data.text import TEXT_INFO, TextLines, Vocabulary, checked_texts
 from dltoolkit.errors import ConfigError, DataError
 
 # A csv/parquet table larger than this on disk streams under data.cache: auto.
@@ -56,7 +61,7 @@ SAMPLE_ROWS = 200_000
 # Raw test rows kept for permutation importance.
 TEST_SAMPLE_ROWS = 20_000
 SPLITS = ("train", "validation", "test")
-FORMAT = 1  # of the cached files; a change makes new ones
+FORMAT = 2  # of the cached files; a change makes new ones
 
 
 def streams(config: DataConfig) -> bool:
@@ -105,6 +110,8 @@ def _scan(reader: ChunkReader) -> _Scan:
     for table, chunk, u, t in reader:
         if reader.classes:
             labels.update(np.unique(label_keys(chunk[table.label], table.source, table.label)))
+        if reader.config.text_column is not None:
+            checked_texts(chunk[reader.config.text_column], table.source, reader.config.text_column)
         missing.update(column for column in table.numeric if chunk[column].isna().any())
         part = chunk[[*table.features, table.label]].copy()
         part["_u"], part["_t"] = u, t
@@ -197,14 +204,7 @@ def _encode(config: DataConfig, seed: int, classes: bool, saved: Path | None, fo
         if column in scan.missing_columns
     }
     names = [*scan.numeric, *scan.categorical]
-    if saved is None:
-        space = features.feature_space(
-            train_sample[names].fillna(medians), scan.numeric, scan.categorical,
-            config.log_transform,
-        )  # fmt: skip
-    else:
-        space = features.load(saved)[0]
-    features.save(space, folder, scan.numeric, scan.categorical, medians)
+    encode = _encoder(config, scan, train_sample[names].fillna(medians), medians, saved, folder)
     test_sample = sample[codes == 2].sort_values("_v").head(TEST_SAMPLE_ROWS)
     for name, part in (("train", train_sample), ("test", test_sample)):
         part = part.reset_index(drop=True)
@@ -216,14 +216,19 @@ def _encode(config: DataConfig, seed: int, classes: bool, saved: Path | None, fo
     # data.amount_column: money per row of the validation and test splits (8 bytes a row).
     amounts: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS[1:]}
     width = 0
+    text = config.text_column
     with contextlib.ExitStack() as stack:
         outputs = {name: stack.enter_context(open(folder / f"{name}.f32", "wb")) for name in SPLITS}
+        raw = {
+            name: stack.enter_context(TextLines.writer(folder / f"{name}-texts.jsonl"))
+            for name in (SPLITS[1:] if text is not None else ())
+        }
         for _, chunk, u, t in reader:
             rows = split(u, t)
-            encoded = features.encode(
-                space, chunk[names].fillna(medians), scan.numeric, scan.categorical
-            )
+            encoded = encode(chunk[names].fillna(medians))
             width = encoded.shape[1]
+            for name, write in raw.items():
+                write(chunk[text].to_numpy(object)[rows == SPLITS.index(name)])
             y = targets(chunk)
             money = None
             if config.amount_column is not None:
@@ -248,6 +253,10 @@ def _encode(config: DataConfig, seed: int, classes: bool, saved: Path | None, fo
         "rows": scan.rows,
         "width": width,
         "class_names": class_names,
+        "numeric": scan.numeric,
+        "categorical": scan.categorical,
+        "medians": medians,
+        "text_rows": {name: len(y_splits[name]) for name in SPLITS[1:]} if text else None,
         "seconds": {"scan": round(scanned, 2), "total": round(seconds, 2)},
         "rows_per_second": round(2 * scan.rows / seconds),
     }
@@ -257,6 +266,38 @@ def _encode(config: DataConfig, seed: int, classes: bool, saved: Path | None, fo
         f"({2 * scan.rows / seconds:,.0f} rows/s), encoded into {folder}",
         file=sys.stderr,
     )
+
+
+def _encoder(
+    config: DataConfig,
+    scan: _Scan,
+    train_sample: pd.DataFrame,
+    medians: dict[str, float],
+    saved: Path | None,
+    folder: Path,
+) -> Callable[[pd.DataFrame], np.ndarray]:
+    """What turns a chunk's feature columns into rows of numbers, adapted on the sample's
+    training rows (or the one saved in run directory ``saved``) and saved into ``folder``:
+    the FeatureSpace, or for a table of texts the vocabulary (rows of token ids)."""
+    text = config.text_column
+    if text is not None:
+        if saved is None:
+            vocabulary = Vocabulary.adapt(
+                train_sample[text].to_numpy(object), config.vocabulary_size,
+                config.max_tokens, text,
+            )  # fmt: skip
+        else:
+            vocabulary = Vocabulary.saved_in(saved)
+        vocabulary.save(folder)
+        return lambda chunk: vocabulary.ids(chunk[text].to_numpy(object)).astype(np.float32)
+    if saved is None:
+        space = features.feature_space(
+            train_sample, scan.numeric, scan.categorical, config.log_transform
+        )
+    else:
+        space = features.load(saved)[0]
+    features.save(space, folder, scan.numeric, scan.categorical, medians)
+    return lambda chunk: features.encode(space, chunk, scan.numeric, scan.categorical)
 
 
 def _check_splits(y: dict[str, np.ndarray], config: DataConfig, classes: bool, rows: int) -> None:
@@ -275,34 +316,41 @@ def _check_splits(y: dict[str, np.ndarray], config: DataConfig, classes: bool, r
 def _cached(folder: Path, config: DataConfig, saved: Path | None) -> ArraySplits:
     """The splits encoded in ``folder``."""
     meta = json.loads((folder / "meta.json").read_text())
-    space, info = features.load(folder)  # type: ignore[misc]  # written with the files
-    if saved is not None:
-        space = features.load(saved)[0]  # type: ignore[index]
+    space = vocabulary = None
+    if config.text_column is not None:
+        vocabulary = Vocabulary.saved_in(saved if saved is not None else folder)
+    else:
+        space = features.load(saved if saved is not None else folder)[0]  # type: ignore[index]
     width = int(meta["width"])
     x = {name: EncodedRows.of_file(folder / f"{name}.f32", width) for name in SPLITS}
     y = {name: np.load(folder / f"y_{name}.npy") for name in SPLITS}
     table = TableSplits(
         train=pd.read_pickle(folder / "train-sample.pkl"),
-        validation=pd.DataFrame(columns=[*info["numeric"], *info["categorical"]]),
+        validation=pd.DataFrame(columns=[*meta["numeric"], *meta["categorical"]]),
         test=pd.read_pickle(folder / "test-sample.pkl"),
         y_train=np.load(folder / "y_train-sample.npy"),
         y_val=np.zeros(0, y["validation"].dtype),
         y_test=np.load(folder / "y_test-sample.npy"),
-        numeric=info["numeric"],
-        categorical=info["categorical"],
+        numeric=meta["numeric"],
+        categorical=meta["categorical"],
         class_names=meta["class_names"],
         source=config.source,
-        medians=info["medians"],
+        medians=meta["medians"],
         sampled=True,
     )
     if config.amount_column is not None:
         table.amounts = {
             name: np.load(folder / f"amount_{name}.npy") for name in ("validation", "test")
         }
+    if meta["text_rows"]:
+        table.texts = {
+            name: TextLines(folder / f"{name}-texts.jsonl", count)
+            for name, count in meta["text_rows"].items()
+        }
     return ArraySplits(
         x_train=x["train"], y_train=y["train"], x_val=x["validation"], y_val=y["validation"],
         x_test=x["test"], y_test=y["test"], class_names=meta["class_names"],
-        source=config.source, table=table, feature_space=space,
+        source=config.source, table=table, feature_space=space, text=vocabulary,
     )  # fmt: skip
 
 
@@ -329,11 +377,15 @@ def _digest(config: DataConfig, seed: int, classes: bool, saved: Path | None) ->
             "log_transform",
             "split_key",
             "amount_column",
+            "text_column",
+            "max_tokens",
+            "vocabulary_size",
         )
     }
     settings.update(seed=seed, classes=classes, format=FORMAT)
     if saved is not None:
-        stat = (Path(saved) / features.FEATURES_FILE).stat()
+        file = Path(saved) / (TEXT_INFO if config.text_column else features.FEATURES_FILE)
+        stat = file.stat()
         settings["saved"] = [str(Path(saved).resolve()), stat.st_size, stat.st_mtime_ns]
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]

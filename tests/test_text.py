@@ -348,3 +348,78 @@ def test_positives_in_the_top_fifth_and_their_lift() -> None:
         "captured_top_20pct": pytest.approx(1 / 3),
         "lift_top_20pct": pytest.approx(5 / 3),
     }
+
+
+# === Texts streamed from disk ===
+
+
+def test_a_streamed_text_table_trains_on_ids_and_scores_all_test_rows(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """data.cache=disk: the vocabulary adapts on the training rows of the sample, every
+    chunk is written as token ids, and the TF-IDF baselines read all the validation and
+    test texts from disk."""
+    from dltoolkit.config import load_config
+    from dltoolkit.data import table_chunks
+    from dltoolkit.tasks import get_task
+    from dltoolkit.tasks.text import text_of
+
+    monkeypatch.setattr(table_chunks, "CHUNK_ROWS", 70)  # several chunks
+    texts(240, seed=4).to_csv(workdir / "texts.csv", index=False)
+    streamed = ["--data", "csv:texts.csv", *TINY_TEXT, "--set", "data.cache=disk",
+                "--set", f"data.cache_dir={workdir / 'cache'}"]  # fmt: skip
+    run = run_recipe_in(workdir, "complaint-routing", *streamed)
+    metrics = json.loads((run / "metrics.json").read_text())
+    test_rows = metrics["data"]["sizes"]["test"]
+    assert test_rows == sum(metrics["test"]["per_class"]["support"]) > 20
+    for baseline in metrics["baselines"]:
+        assert np.sum(baseline["test"]["confusion_matrix"]) == test_rows
+        assert baseline["test"]["macro_f1"] > 0.9  # the class words are in every text
+    assert metrics["data"]["text"]["counted_on_rows"] > 0 and (run / "tokens.png").is_file()
+
+    # The ids on disk are the vocabulary's ids of the texts kept beside them.
+    config = load_config("complaint-routing", [s for s in streamed[2:] if s != "--set"])
+    config.data.source = "csv:texts.csv"
+    data = get_task(config).load_data()
+    table = data.table
+    assert table.sampled and len(data.x_test) == len(table.texts["test"]) == test_rows
+    raw = np.concatenate(list(table.texts["test"].chunks(7)))[:, 0]
+    ids = np.concatenate(list(data.x_test.chunks(50)))
+    np.testing.assert_array_equal(ids, data.text.ids(raw))
+    assert set(text_of(table.train, "text")) <= set(pd.read_csv(workdir / "texts.csv")["text"])
+    assert data.text.tokens == Vocabulary.load(run).tokens
+
+
+@neutral
+def test_a_bad_text_in_a_later_chunk_of_a_streamed_table_names_its_row(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dltoolkit.data import table_chunks
+
+    monkeypatch.setattr(table_chunks, "CHUNK_ROWS", 40)
+    texts(120).assign(text=lambda f: f["text"].where(f.index != 95)).to_csv(
+        workdir / "texts.csv", index=False
+    )
+    arguments = ["--data", "csv:texts.csv", *TINY_TEXT, "--set", "data.cache=disk"]
+    error = one_line_error(invoke("recipe", "complaint-routing", *arguments))
+    assert "is empty at row 97" in error and "texts.csv" in error, error
+    assert not (workdir / "runs").exists()
+
+
+@neutral
+def test_texts_on_disk_read_back_in_chunks_and_samples(tmp_path: Path) -> None:
+    from dltoolkit.data.streams import array_chunks, decoded_rows, is_streamed
+    from dltoolkit.data.text import TextLines
+
+    written = np.array([f"text {i}" for i in range(9)] + ['two\nlines, 東京 "quoted"'], object)
+    with TextLines.writer(tmp_path / "t.jsonl") as write:
+        write(written[:4])
+        write(written[4:])
+    lines = TextLines(tmp_path / "t.jsonl", len(written))
+    assert is_streamed(lines) and lines.shape == (10, 1)
+    chunks = list(array_chunks(lines, 4))
+    assert [len(chunk) for chunk in chunks] == [4, 4, 2]
+    np.testing.assert_array_equal(np.concatenate(chunks)[:, 0], written)
+    sample = decoded_rows(lines, 3, seed=1)
+    assert sample.shape == (3, 1) and set(sample[:, 0]) <= set(written)
+    np.testing.assert_array_equal(decoded_rows(lines, 3, seed=1), sample)  # seeded

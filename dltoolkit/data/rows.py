@@ -279,3 +279,11 @@ def read_rows(
             result[order[start:stop]] = span[ordered[start:stop] - first]
             start = stop
     return result
+
+
+def seeded_rows(count: int, rows: int, seed: int) -> np.ndarray:
+    """``rows`` of ``count`` row indices drawn without replacement from ``seed``, sorted
+    (all of them, in order, where ``count <= rows``)."""
+    if count <= rows:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(seed).choice(count, rows, replace=False))

@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 
 from dltoolkit.config.schema import CACHE_MODES
-from dltoolkit.data.rows import EncodedRows
+from dltoolkit.data.rows import EncodedRows, seeded_rows
+from dltoolkit.data.text import TextLines
 from dltoolkit.errors import DataError
 
 # data.cache: auto keeps a split's decoded images in memory up to this size.
@@ -203,19 +204,11 @@ class ImageFiles:
             yield self.read(np.arange(start, min(start + rows, len(self))))
 
 
-def seeded_rows(count: int, rows: int, seed: int) -> np.ndarray:
-    """``rows`` of ``count`` row indices drawn without replacement from ``seed``, sorted
-    (all of them, in order, where ``count <= rows``)."""
-    if count <= rows:
-        return np.arange(count)
-    return np.sort(np.random.default_rng(seed).choice(count, rows, replace=False))
-
-
 def is_streamed(x: Any) -> bool:
     """Whether ``x`` is read from disk a batch at a time (not an array in memory): image
     files, or rows on disk (a large table's encoded rows, a large npz archive's or TFDS
-    dataset's)."""
-    return isinstance(x, ImageFiles | EncodedRows)
+    dataset's, the raw texts of a large table's validation and test rows)."""
+    return isinstance(x, ImageFiles | EncodedRows | TextLines)
 
 
 def as_input(x: Any) -> Any:

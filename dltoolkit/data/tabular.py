@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,9 @@ class TableSplits:
     amounts: dict[str, np.ndarray] | None = None
     # The raw values of further columns in the test rows (columns audited for fairness).
     kept_test: pd.DataFrame | None = None
+    # A streamed table of texts: the raw texts of all validation and test rows, on disk
+    # ("validation", "test": dltoolkit.data.text.TextLines; the frames hold samples).
+    texts: dict[str, Any] | None = None
 
     def sizes(self) -> dict[str, int]:
         """Number of rows per split."""

@@ -13,8 +13,10 @@ client sends, so training, ``dltk predict`` and ``dltk serve`` tokenise identica
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dltoolkit.data.rows import seeded_rows
 from dltoolkit.data.tabular import first_row
-from dltoolkit.errors import DataError
+from dltoolkit.errors import DataError, DltkError
 
 TEXT_INFO = "text.json"
 # The standardisation and splitting every vocabulary uses (built-in Keras options only, so a
@@ -56,9 +59,10 @@ def checked_texts(values: pd.Series, source: str, column: str) -> np.ndarray:
         )
     blank = values.str.strip() == ""
     if blank.any():
-        _, row = first_row(blank)
+        index, row = first_row(blank)
+        state = "empty" if values.iloc[index] == "" else "blank"
         raise DataError(
-            f"data source {source!r}: text column {column!r} is blank at row {row} (counting "
+            f"data source {source!r}: text column {column!r} is {state} at row {row} (counting "
             "the header as row 1); every row needs a text: fill it in or drop the row."
         )
     return values.to_numpy(dtype=object)
@@ -149,6 +153,64 @@ class Vocabulary:
             return None
         info = json.loads(path.read_text())
         return cls(list(info["tokens"]), int(info["max_tokens"]), str(info["column"]))
+
+    @classmethod
+    def saved_in(cls, folder: Path) -> Vocabulary:
+        """The vocabulary of run directory ``folder``, or a one-line error where it has none."""
+        vocabulary = cls.load(folder)
+        if vocabulary is None:
+            raise DltkError(
+                f"{str(folder)!r} holds no {TEXT_INFO} (the vocabulary a text model reads "
+                "with); train the run again."
+            )
+        return vocabulary
+
+
+class TextLines:
+    """Raw texts in a file, one JSON string a line, standing where a split's column of
+    texts would (an object array of ``(rows, 1)``) for a model that reads them a chunk at
+    a time: the TF-IDF baselines' predictions on a table streamed from disk."""
+
+    cache = "disk"  # read from its file every time, never held whole
+    ndim = 2
+
+    def __init__(self, path: Path, count: int):
+        self.path = Path(path)
+        self.count = int(count)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def writer(path: Path) -> Iterator[Callable[[np.ndarray], None]]:
+        """A function that appends an array of texts to the file ``path`` (created)."""
+        with open(path, "w", encoding="utf-8") as file:
+            yield lambda texts: file.writelines(
+                json.dumps(str(text), ensure_ascii=False) + "\n" for text in texts
+            )
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, 1)``: one text a row."""
+        return (self.count, 1)
+
+    def chunks(self, rows: int) -> Iterator[np.ndarray]:
+        """The texts as ``(rows, 1)`` object arrays, in order."""
+        with open(self.path, encoding="utf-8") as file:
+            while batch := [json.loads(line) for line in itertools.islice(file, rows)]:
+                yield np.array(batch, dtype=object)[:, None]
+
+    def sample(self, rows: int, seed: int) -> np.ndarray:
+        """At most ``rows`` texts drawn from ``seed`` (all of them where there are fewer),
+        as a ``(rows, 1)`` object array in file order."""
+        chosen = seeded_rows(self.count, rows, seed)
+        parts, start = [np.zeros((0, 1), object)], 0
+        for chunk in self.chunks(65536):
+            inside = chosen[(chosen >= start) & (chosen < start + len(chunk))]
+            parts.append(chunk[inside - start])
+            start += len(chunk)
+        return np.concatenate(parts)
 
 
 def _vectorised(layer: Any, texts: np.ndarray, rows: int) -> Iterator[np.ndarray]:

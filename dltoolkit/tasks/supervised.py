@@ -65,7 +65,7 @@ class SupervisedTask(Task):
             if config.data.split_column:
                 streamed_tables.refuse(config.data, "data.split_column")
             return streamed_tables.load_streamed_table(
-                config.data, config.seed, self.classes, saved_features
+                self.table_config(), config.seed, self.classes, saved_features
             )
         if is_table(config.data.source):
             return self.table_splits(saved_features, None, self.kept_columns())

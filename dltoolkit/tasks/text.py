@@ -20,13 +20,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from dltoolkit import streamed_tables, training
+from dltoolkit import training
 from dltoolkit.config import DataConfig, RunConfig, fail
 from dltoolkit.data import ArraySplits
 from dltoolkit.data.sources import is_table, parse_source
 from dltoolkit.data.tabular import read_table, split_table, table_from_frame
 from dltoolkit.data.text import Vocabulary, checked_texts, unknown_share
-from dltoolkit.errors import DataError, DltkError, did_you_mean
+from dltoolkit.errors import DataError, did_you_mean
 from dltoolkit.interpret import token_figure, token_occlusion
 from dltoolkit.tasks.base import Evaluation
 from dltoolkit.tasks.binary import BinaryTask
@@ -58,12 +58,6 @@ class TextInputs:
 
     # === Data ===
 
-    def load_data(self, saved_features: Path | None = None) -> ArraySplits:
-        """The texts split and turned into token ids (a table in memory: texts do not
-        stream yet)."""
-        streamed_tables.refuse(self.config.data, f"task {self.name}")
-        return super().load_data(saved_features)  # type: ignore[misc]
-
     def table_splits(
         self, saved: Path | None, fold: tuple[int, int] | None, keep: list[str]
     ) -> ArraySplits:
@@ -92,9 +86,7 @@ class TextInputs:
                 column,
             )
         else:
-            vocabulary = Vocabulary.load(saved)
-            if vocabulary is None:
-                raise DltkError(f"{str(saved)!r} holds no text.json; train the run again.")
+            vocabulary = Vocabulary.saved_in(saved)
         return ArraySplits(
             x_train=vocabulary.ids(text_of(splits.train, column)),
             y_train=splits.y_train,
@@ -122,7 +114,10 @@ class TextInputs:
         table, column = data.table, data.text.column
         texts = np.concatenate([text_of(getattr(table, s), column) for s in SPLITS])
         facts["text"] = data.text.facts(texts)
-        facts["text"]["test_unknown_share"] = unknown_share(data.x_test)
+        test_ids = data.text.ids(text_of(table.test, column)) if table.sampled else data.x_test
+        facts["text"]["test_unknown_share"] = unknown_share(test_ids)
+        if table.sampled:  # a streamed table: counted on its samples of rows
+            facts["text"]["counted_on_rows"] = len(texts)
         return facts
 
     def describe(self, data: ArraySplits) -> str:
@@ -145,9 +140,12 @@ class TextInputs:
 
     def baseline_inputs(self, data: ArraySplits) -> tuple[Any, np.ndarray, Any, Any]:
         """The raw texts (one column) of the training, validation and test rows, and the
-        training labels before any oversampling."""
+        training labels before any oversampling (a streamed table: the training rows of
+        its sample, the validation and test rows on disk)."""
         table, column = data.table, data.text.column
         x_train, x_val, x_test = (text_of(getattr(table, s), column)[:, None] for s in SPLITS)
+        if table.texts is not None:  # a streamed table: all its rows, read from disk
+            x_val, x_test = table.texts["validation"], table.texts["test"]
         return x_train, table.y_train, x_val, x_test
 
     def baseline_estimators(self, data: ArraySplits) -> dict[str, Any]:
@@ -198,16 +196,23 @@ class TextInputs:
     ) -> dict[str, Any]:
         """Token occlusion on ``report.explained_texts`` test texts (a seeded draw taking
         each predicted class in turn): ``tokens.png`` and each text's tokens by weight."""
-        count = min(self.config.report.explained_texts, len(data.x_test))
+        table, column = data.table, data.text.column
+        texts, ids, y, outputs = text_of(table.test, column), data.x_test, data.y_test, None
+        if table.sampled:  # a streamed table: texts of its test sample, predicted here
+            texts, y = texts[:EXPLAIN_POOL], table.y_test[:EXPLAIN_POOL]
+            ids = data.text.ids(texts)
+            outputs = evaluation.model.predict(ids, batch_size=self.config.train.batch_size,
+                                               verbose=0)  # fmt: skip
+        count = min(self.config.report.explained_texts, len(ids))
         if not count:
             return {}
-        predicted = self.predicted_classes(evaluation.outputs, evaluation.decision)
+        predicted = self.predicted_classes(
+            evaluation.outputs if outputs is None else outputs, evaluation.decision
+        )
         rows = spread_over_classes(predicted, count, self.config.seed)
-        predicted = predicted[rows]
-        ids = data.x_test[rows]
+        predicted, ids, texts = predicted[rows], ids[rows], texts[rows]
         weights = token_occlusion(evaluation.model, ids, predicted, self.config.train.batch_size)
         names, tokens = data.class_names, data.text.tokens
-        texts = text_of(data.table.test, data.text.column)[rows]
         examples = []
         for index, row in enumerate(rows):
             order = np.argsort(-np.abs(weights[index]), kind="stable")
@@ -215,7 +220,7 @@ class TextInputs:
             examples.append(
                 {
                     "row": int(row),
-                    "true": names[int(data.y_test[row])],
+                    "true": names[int(y[row])],
                     "predicted": names[int(predicted[index])],
                     "text": str(texts[index])[:400],
                     "tokens": [
@@ -232,6 +237,8 @@ class TextInputs:
 
 
 SPLITS = ("train", "validation", "test")
+# Test texts of a streamed table's sample that the texts explained are drawn from.
+EXPLAIN_POOL = 2048
 
 
 def spread_over_classes(classes: np.ndarray, count: int, seed: int) -> np.ndarray:
