@@ -35,7 +35,16 @@ def forward_flops(model: keras.Model) -> dict[str, Any]:
     """
     by_layer: dict[str, int] = {}
     unknown: list[str] = []
+    # A model of token ids reads a known number of them: a nested text backbone built
+    # for any length (keras-hub's) is counted at that length.
+    first = model.inputs[0].shape if model.inputs else ()
+    steps = first[1] if len(first) == 2 and "int" in str(model.inputs[0].dtype) else None
     for layer, input_shape, output_shape in _leaf_layers(model):
+        if steps is not None:
+            input_shape, output_shape = (
+                _at_length(input_shape, steps),
+                _at_length(output_shape, steps),
+            )
         # A nested model built for any image size (a keras-hub backbone) has no sizes to
         # count with: its weighted layers are named as not counted.
         sized = _known(input_shape) and _known(output_shape)
@@ -51,6 +60,15 @@ def forward_flops(model: keras.Model) -> dict[str, Any]:
         "by_layer": by_layer,
         "not_counted": unknown,
     }
+
+
+def _at_length(shape: tuple, steps: int) -> tuple:
+    """A (possibly nested) shape with an unknown sequence axis (axis 1) set to ``steps``."""
+    if shape and isinstance(shape[0], tuple):
+        return tuple(_at_length(part, steps) for part in shape)
+    if len(shape) >= 2 and shape[1] is None:
+        return (shape[0], steps, *shape[2:])
+    return shape
 
 
 def _known(shape: tuple) -> bool:
@@ -89,7 +107,7 @@ def layer_flops(layer: keras.layers.Layer, input_shape: tuple, output_shape: tup
     if isinstance(layer, keras.layers.Bidirectional):
         return 2 * (layer_flops(layer.forward_layer, input_shape, output_shape) or 0)
     kind = type(layer).__name__
-    if kind == "TokenAndPositionEmbedding":  # keras-hub's: table lookups and one addition
+    if kind in ("TokenAndPositionEmbedding", "PositionEmbedding"):  # keras-hub's lookups
         return 0
     if kind == "TransformerEncoder":  # keras-hub's block of self-attention and feed-forward
         steps, width = input_shape[1], input_shape[-1]

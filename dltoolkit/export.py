@@ -26,7 +26,7 @@ from typing import Any
 
 from dltoolkit import features
 from dltoolkit.config.checks import check_model_name
-from dltoolkit.data.text import Vocabulary
+from dltoolkit.data.tokenizers import saved_tokenizer
 from dltoolkit.errors import DltkError
 from dltoolkit.models import load_model
 from dltoolkit.tasks import task_class
@@ -124,7 +124,7 @@ def _export_here(keras_path: Path, repository: Path, model_name: str, head: dict
 
     model = load_model(keras_path)
     saved_features = features.load(keras_path.parent)
-    vocabulary = Vocabulary.load(keras_path.parent)
+    vocabulary = saved_tokenizer(keras_path.parent)
     tracked: list[Any] = []
     if vocabulary is not None:
         signature, prepare, encoder = _text_inputs(vocabulary)
@@ -158,20 +158,26 @@ def _export_here(keras_path: Path, repository: Path, model_name: str, head: dict
     temporary = Path(tempfile.mkdtemp(prefix=_export_prefix(os.getpid()), dir=model_dir))
     try:
         archive.write_out(str(temporary), verbose=False)
-        _write_serving_facts(temporary, head, saved_features)
+        modules = list(getattr(vocabulary, "op_modules", ()))
+        _write_serving_facts(temporary, head, saved_features, modules)
         return _publish(temporary, model_dir)
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
 
 
-def _write_serving_facts(folder: Path, head: dict[str, Any], saved_features: Any) -> None:
+def _write_serving_facts(
+    folder: Path, head: dict[str, Any], saved_features: Any, op_modules: list[str]
+) -> None:
     """What a server reads beside the SavedModel (``assets.extra/``, which TF Serving
-    leaves alone): the class names, and the inputs whose missing numbers the model fills
-    (a server refuses ``null`` in the others)."""
+    leaves alone): the class names, the inputs whose missing numbers the model fills (a
+    server refuses ``null`` in the others), and the Python modules whose TensorFlow ops
+    the graph uses (``tensorflow_text`` for a keras-hub tokenizer), to import before
+    loading it."""
     imputed = sorted(saved_features[1]["medians"]) if saved_features is not None else []
     facts = {"task": head["task"], "class_names": head.get("class_names"),
-             "imputed_inputs": sorted({*imputed, *map(serving_name, imputed)})}  # fmt: skip
+             "imputed_inputs": sorted({*imputed, *map(serving_name, imputed)}),
+             "op_modules": op_modules}  # fmt: skip
     extra = folder / "assets.extra"
     extra.mkdir(exist_ok=True)
     (extra / "dltoolkit.json").write_text(json.dumps(facts, indent=2))
@@ -200,21 +206,13 @@ def _table_inputs(space: Any, info: dict[str, Any]) -> tuple[dict, Callable]:
     return signature, prepare
 
 
-def _text_inputs(vocabulary: Vocabulary) -> tuple[dict, Callable, Any]:
-    """One serving input ``text`` of raw strings, tokenised by the run's vocabulary."""
+def _text_inputs(tokenizer: Any) -> tuple[dict, Callable, Any]:
+    """One serving input ``text`` of raw strings, tokenised by the run's tokenizer."""
     import tensorflow as tf
 
-    encoder = vocabulary.layer()
-    encoder(tf.constant([""]))  # built (and its lookup table made) before it is tracked
+    layer, tokenise = tokenizer.serving()
     signature = {"text": tf.TensorSpec((None,), tf.string, name="text")}
-
-    def prepare(inputs):
-        ids = tf.cast(encoder(inputs["text"]), tf.int32)
-        # A text of no token reads as one unknown token, as in training (with_a_token).
-        first = tf.where(ids[:, :1] == 0, tf.ones_like(ids[:, :1]), ids[:, :1])
-        return tf.concat([first, ids[:, 1:]], axis=1)
-
-    return signature, prepare, encoder
+    return signature, lambda inputs: tokenise(inputs["text"]), layer
 
 
 def serving_name(column: str) -> str:

@@ -3,7 +3,7 @@ images. Both run on the test split at the end of a run and feed its report."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +134,18 @@ def saliency_figure(
 
 
 def token_occlusion(
-    model: keras.Model, ids: np.ndarray, classes: np.ndarray, batch_size: int
+    model: keras.Model,
+    ids: np.ndarray,
+    classes: np.ndarray,
+    batch_size: int,
+    hidden: int = 1,
+    special: Collection[int] = (0,),
 ) -> np.ndarray:
-    """How much each token of each row of ``ids`` (token ids, 0 padding) holds up the
-    probability of that row's class in ``classes``: the probability minus the one with the
-    token replaced by the unknown id (1). Positive: the token argues for the class. Zero at
-    padding. Works on any backend (predictions only); a row of ``n`` tokens costs ``n``
+    """How much each token of each row of ``ids`` (token ids) holds up the probability of
+    that row's class in ``classes``: the probability minus the one with the token replaced
+    by the id ``hidden`` (the unknown or mask token). Positive: the token argues for the
+    class. Zero at ``special`` ids (padding, start and end tokens), which are never
+    replaced. Works on any backend (predictions only); a row of ``n`` tokens costs ``n``
     predictions."""
     ids = np.asarray(ids)
 
@@ -148,9 +154,10 @@ def token_occlusion(
             outputs = np.concatenate([1.0 - outputs, outputs], axis=-1)
         return outputs[np.arange(len(outputs)), rows]
 
-    rows, positions = np.nonzero(ids)  # every (text, token) to occlude, text by text
+    # every (text, token) to occlude, text by text
+    rows, positions = np.nonzero(~np.isin(ids, list(special)))
     variants = ids[rows].copy()
-    variants[np.arange(len(rows)), positions] = 1
+    variants[np.arange(len(rows)), positions] = hidden
     # One prediction over the texts and all their variants (one traced function).
     outputs = predict_outputs(model, np.concatenate([ids, variants]), batch_size)
     base = probability(outputs[: len(ids)], classes)

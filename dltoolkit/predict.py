@@ -22,7 +22,8 @@ import numpy as np
 
 from dltoolkit import features
 from dltoolkit.config import DataConfig
-from dltoolkit.data.text import Vocabulary, checked_texts
+from dltoolkit.data.text import checked_texts
+from dltoolkit.data.tokenizers import saved_tokenizer
 from dltoolkit.errors import DataError, first_line
 from dltoolkit.models import load_model
 from dltoolkit.tasks import task_class
@@ -88,7 +89,7 @@ def stream_predictions(
     if whole is not None:
         return PredictionStream(len(whole), "rows", iter([(whole, len(whole))]))
     saved = features.load(Path(model_path).parent)
-    vocabulary = Vocabulary.load(Path(model_path).parent)
+    vocabulary = saved_tokenizer(Path(model_path).parent)
     if vocabulary is not None:
         inputs = _text_inputs(source, vocabulary, chunk_rows)
     elif saved is not None:
@@ -242,7 +243,7 @@ def _table_inputs(source: str, space: Any, info: dict[str, Any], chunk_rows: int
     return InputStream(total, unit, chunks())
 
 
-def _text_inputs(source: str, vocabulary: Vocabulary, chunk_rows: int) -> InputStream:
+def _text_inputs(source: str, vocabulary: Any, chunk_rows: int) -> InputStream:
     """The texts of a table's ``vocabulary.column``, checked and tokenised as in training,
     a chunk of rows at a time."""
     from dltoolkit.data.sources import parse_source

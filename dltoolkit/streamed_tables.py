@@ -51,7 +51,8 @@ from dltoolkit.data.sources import parse_source
 from dltoolkit.data.streams import filled_cache_folder
 from dltoolkit.data.table_chunks import ChunkReader, class_order, label_keys, unit_hash
 from dltoolkit.data.tabular import TableSplits, checked_amounts, part_files, positive_last
-from dltoolkit.data.text import TEXT_INFO, TextLines, Vocabulary, checked_texts
+from dltoolkit.data.text import TEXT_INFO, TextLines, checked_texts
+from dltoolkit.data.tokenizers import adapted_tokenizer, required_tokenizer
 from dltoolkit.errors import ConfigError, DataError
 
 # A csv/parquet table larger than this on disk streams under data.cache: auto.
@@ -278,18 +279,15 @@ def _encoder(
 ) -> Callable[[pd.DataFrame], np.ndarray]:
     """What turns a chunk's feature columns into rows of numbers, adapted on the sample's
     training rows (or the one saved in run directory ``saved``) and saved into ``folder``:
-    the FeatureSpace, or for a table of texts the vocabulary (rows of token ids)."""
+    the FeatureSpace, or for a table of texts its tokenizer (rows of token ids)."""
     text = config.text_column
     if text is not None:
         if saved is None:
-            vocabulary = Vocabulary.adapt(
-                train_sample[text].to_numpy(object), config.vocabulary_size,
-                config.max_tokens, text,
-            )  # fmt: skip
+            tokenizer = adapted_tokenizer(config, train_sample[text].to_numpy(object))
         else:
-            vocabulary = Vocabulary.saved_in(saved)
-        vocabulary.save(folder)
-        return lambda chunk: vocabulary.ids(chunk[text].to_numpy(object)).astype(np.float32)
+            tokenizer = required_tokenizer(saved)
+        tokenizer.save(folder)
+        return lambda chunk: tokenizer.ids(chunk[text].to_numpy(object)).astype(np.float32)
     if saved is None:
         space = features.feature_space(
             train_sample, scan.numeric, scan.categorical, config.log_transform
@@ -318,7 +316,7 @@ def _cached(folder: Path, config: DataConfig, saved: Path | None) -> ArraySplits
     meta = json.loads((folder / "meta.json").read_text())
     space = vocabulary = None
     if config.text_column is not None:
-        vocabulary = Vocabulary.saved_in(saved if saved is not None else folder)
+        vocabulary = required_tokenizer(saved if saved is not None else folder)
     else:
         space = features.load(saved if saved is not None else folder)[0]  # type: ignore[index]
     width = int(meta["width"])
@@ -380,6 +378,7 @@ def _digest(config: DataConfig, seed: int, classes: bool, saved: Path | None) ->
             "text_column",
             "max_tokens",
             "vocabulary_size",
+            "tokenizer",
         )
     }
     settings.update(seed=seed, classes=classes, format=FORMAT)

@@ -9,14 +9,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_TEXT, invoke, one_line_error, run_recipe_in, texts
+from conftest import FILLER, TINY_TEXT, WORDS, invoke, one_line_error, run_recipe_in, texts
 
 from dltoolkit.data import fetch
 from dltoolkit.data.text import Vocabulary, checked_texts
+from dltoolkit.data.tokenizers import saved_tokenizer
 from dltoolkit.errors import DataError
 
 neutral = pytest.mark.backend_neutral
@@ -70,28 +72,33 @@ def test_predict_and_the_savedmodel_tokenise_as_training_did(text_run: Path, tmp
     predicted = pd.read_csv(tmp_path / "out.csv")
     columns = [column for column in predicted.columns if column.startswith("probability_")]
     model = keras.saving.load_model(text_run / "model.keras")
-    ids = Vocabulary.load(text_run).ids(new["text"].to_numpy(object))
+    ids = saved_tokenizer(text_run).ids(new["text"].to_numpy(object))
     expected = np.asarray(model.predict(ids, verbose=0))
     np.testing.assert_allclose(predicted[columns].to_numpy(), expected, atol=1e-5)
 
     exported = json.loads((text_run / "metrics.json").read_text())["export"]["path"]
     exported = text_run.parents[2] / exported
+    served = served_probabilities(exported, new["text"].tolist(), tmp_path)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
+def served_probabilities(exported: Path, raw: list[str], folder: Path, imports: str = "") -> Any:
+    """The probabilities the SavedModel ``exported`` gives the raw strings ``raw``, loaded
+    in a fresh TensorFlow-only process (that first imports ``imports``)."""
     script = (
-        "import json, sys, tensorflow as tf\n"
+        f"import json, sys, tensorflow as tf{imports}\n"
         "serve = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
-        "texts = json.load(open(sys.argv[2]))\n"
-        "out = serve(text=tf.constant(texts))\n"
+        "out = serve(text=tf.constant(json.load(open(sys.argv[2]))))\n"
         "print(json.dumps(out['probabilities'].numpy().tolist()))\n"
     )
-    (tmp_path / "texts.json").write_text(json.dumps(new["text"].tolist(), ensure_ascii=False))
+    (folder / "texts.json").write_text(json.dumps(raw, ensure_ascii=False))
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     environment.pop("KERAS_BACKEND", None)
     done = subprocess.run(
-        [sys.executable, "-c", script, str(exported), str(tmp_path / "texts.json")],
+        [sys.executable, "-c", script, str(exported), str(folder / "texts.json")],
         capture_output=True, text=True, env=environment, check=True,
     )  # fmt: skip
-    served = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
-    np.testing.assert_allclose(served, expected, atol=1e-5)
+    return np.array(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 @neutral
@@ -101,7 +108,7 @@ def test_token_occlusion_is_each_tokens_own_drop(text_run: Path) -> None:
     from dltoolkit.interpret import token_occlusion
 
     model = keras.saving.load_model(text_run / "model.keras")
-    ids = Vocabulary.load(text_run).ids(texts(3, seed=5)["text"].to_numpy(object))
+    ids = saved_tokenizer(text_run).ids(texts(3, seed=5)["text"].to_numpy(object))
     classes = np.array([0, 1, 2])
     weights = token_occlusion(model, ids, classes, 16)
     assert np.all(weights[ids == 0] == 0)
@@ -169,7 +176,7 @@ def test_the_vocabulary_is_the_training_splits_and_reloads_exactly(tmp_path: Pat
     assert ids.dtype == np.int32 and ids.shape == (2, 5)
     assert list(ids[0]) == [2, 3, 0, 0, 0] and list(ids[1]) == [1] * 5  # padded; unknown, cut
     vocabulary.save(tmp_path)
-    again = Vocabulary.load(tmp_path)
+    again = saved_tokenizer(tmp_path)
     assert again.tokens == vocabulary.tokens
     other = np.array(["Café crème au Zürich", "the the card"], dtype=object)
     np.testing.assert_array_equal(again.ids(other), vocabulary.ids(other))
@@ -190,7 +197,7 @@ def test_a_builder_that_reads_no_token_ids_is_refused() -> None:
 
     config = load_config("complaint-routing")
     config.model = {"builder": "mlp"}
-    with pytest.raises(ConfigError, match="a builder of token ids: text_cnn, text_rnn"):
+    with pytest.raises(ConfigError, match="token ids: text_backbone, text_cnn, text_rnn"):
         get_task(config)
     config = load_config("message-screening")
     config.data.text_column = None
@@ -387,7 +394,7 @@ def test_a_streamed_text_table_trains_on_ids_and_scores_all_test_rows(
     ids = np.concatenate(list(data.x_test.chunks(50)))
     np.testing.assert_array_equal(ids, data.text.ids(raw))
     assert set(text_of(table.train, "text")) <= set(pd.read_csv(workdir / "texts.csv")["text"])
-    assert data.text.tokens == Vocabulary.load(run).tokens
+    assert data.text.tokens == saved_tokenizer(run).tokens
 
 
 @neutral
@@ -423,3 +430,123 @@ def test_texts_on_disk_read_back_in_chunks_and_samples(tmp_path: Path) -> None:
     sample = decoded_rows(lines, 3, seed=1)
     assert sample.shape == (3, 1) and set(sample[:, 0]) <= set(written)
     np.testing.assert_array_equal(decoded_rows(lines, 3, seed=1), sample)  # seeded
+
+
+# === A pretrained keras-hub text backbone from a local preset ===
+
+
+def save_tiny_bert_preset(folder: Path) -> Path:
+    """A two-head, one-layer BERT with its WordPiece tokenizer, saved as a keras-hub
+    preset folder (random weights: the tests are of the code path, not of what weights
+    know)."""
+    import keras_hub
+
+    words = sorted({word.lower() for group in WORDS.values() for word in group} | set(FILLER))
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "##s", "!"]
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocabulary), num_layers=1, num_heads=2, hidden_dim=8,
+        intermediate_dim=16, max_sequence_length=64,
+    )  # fmt: skip
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=32)
+    keras_hub.models.BertTextClassifier(backbone, 2, preprocessor=preprocessor).save_to_preset(
+        str(folder)
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def preset_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A text-transfer run (train, evaluate, export) on a tiny BERT preset folder."""
+    pytest.importorskip("keras_hub")
+    root = tmp_path_factory.mktemp("bert")
+    preset = save_tiny_bert_preset(root / "preset")
+    texts(150).to_csv(root / "texts.csv", index=False)
+    return run_recipe_in(
+        root, "text-transfer", "--data", "csv:texts.csv", *TINY_TEXT[:12],
+        "--set", f"model.backbone=hub:{preset}", "--set", "train.epochs=4",
+        "--set", "train.learning_rate=0.003", "--set", "report.explained_texts=2",
+    )  # fmt: skip
+
+
+def test_a_preset_backbone_reads_its_own_tokenizer_in_training_predict_and_serving(
+    preset_run: Path, tmp_path: Path
+) -> None:
+    import keras
+
+    metrics = json.loads((preset_run / "metrics.json").read_text())
+    facts = metrics["data"]["text"]
+    assert facts["tokenizer"].startswith("hub:") and facts["vocabulary_size"] == 32
+    # The tokenizer is copied into the run: the preset folder is not needed any more.
+    tokenizer = saved_tokenizer(preset_run)
+    assert tokenizer.tokens[:3] == ["[PAD]", "[UNK]", "[CLS]"] and tokenizer.occlusion_id == 4
+    ids = tokenizer.ids(np.array(["The CARD, café!", ":-)"], object))
+    known = tokenizer.tokens.index
+    # [CLS] the card [UNK] (",") café ! [SEP], then padding: lower-cased word pieces.
+    assert list(ids[0, :8]) == [2, known("the"), known("card"), 1, known("café"), known("!"), 3, 0]
+    assert list(ids[1, :5]) == [2, 1, 1, 1, 3] and ids.shape == (2, 24)
+    # The backbone's transformer block is counted at the texts' length.
+    assert metrics["cost"]["flops_not_counted"] == [] and metrics["cost"]["flops_per_example"] > 0
+    assert {example["predicted"] for example in metrics["interpretability"]["token_occlusion"]}
+
+    new = texts(6, seed=9)
+    new.loc[0, "text"] = "Café in Zürich: my card was charged twice — 東京 again!"
+    new.to_csv(tmp_path / "new.csv", index=False)
+    result = invoke(
+        "predict", str(preset_run), "--data", f"csv:{tmp_path / 'new.csv'}",
+        "--output", str(tmp_path / "out.csv"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    predicted = pd.read_csv(tmp_path / "out.csv")
+    columns = [column for column in predicted.columns if column.startswith("probability_")]
+    model = keras.saving.load_model(preset_run / "model.keras")
+    expected = np.asarray(model.predict(tokenizer.ids(new["text"].to_numpy(object)), verbose=0))
+    np.testing.assert_allclose(predicted[columns].to_numpy(), expected, atol=1e-5)
+    assert len(np.unique(expected.round(5), axis=0)) > 1  # the texts are told apart
+
+    exported = preset_run.parents[2] / metrics["export"]["path"]
+    facts = json.loads((exported / "assets.extra" / "dltoolkit.json").read_text())
+    assert facts["op_modules"] == ["tensorflow_text"]
+    served = served_probabilities(exported, new["text"].tolist(), tmp_path, ", tensorflow_text")
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
+@neutral
+@pytest.mark.parametrize(
+    ("settings", "words"),
+    [
+        (["model.backbone=hub:bert_tiny_en_uncased"],
+         "keras_hub.models.TextClassifier.from_preset('bert_tiny_en_uncased', num_classes=2)"),
+        (["model.backbone=hub:./no/such/preset"], "preset folder './no/such/preset' does not"),
+        (["model.backbone=applications:ResNet50"], "is not hub:PRESET"),
+        (["data.tokenizer=hub:elsewhere"], "data.tokenizer must be hub:bert_tiny_en_uncased"),
+        (["data.tokenizer=sentencepiece"], "data.tokenizer must be words, or hub:PRESET"),
+    ],
+)  # fmt: skip
+def test_a_text_backbone_that_cannot_be_had_is_one_line(workdir: Path, settings, words) -> None:
+    pytest.importorskip("keras_hub")
+    texts(60).to_csv(workdir / "texts.csv", index=False)
+    overrides = [argument for setting in settings for argument in ("--set", setting)]
+    arguments = ["--data", "csv:texts.csv", *TINY_TEXT[:12], *overrides]
+    error = one_line_error(invoke("recipe", "text-transfer", *arguments))
+    assert words in error, error
+    assert not (workdir / "runs").exists() and not (workdir / "saved_models").exists()
+
+
+@neutral
+def test_any_text_builder_can_read_a_presets_word_pieces(workdir: Path) -> None:
+    """data.tokenizer=hub:PRESET without the backbone: a convolutional network over the
+    preset's word pieces (its vocabulary size), the tokenizer saved with the run."""
+    pytest.importorskip("keras_hub")
+    preset = save_tiny_bert_preset(workdir / "preset")
+    texts(90).to_csv(workdir / "texts.csv", index=False)
+    run = run_recipe_in(
+        workdir, "complaint-routing", "--data", "csv:texts.csv", *TINY_TEXT,
+        "--set", f"data.tokenizer=hub:{preset}",
+    )  # fmt: skip
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["data"]["text"]["vocabulary_size"] == 32
+    import keras
+
+    embedding = keras.saving.load_model(run / "model.keras").get_layer("embedding")
+    assert embedding.input_dim == 32 and (run / "tokenizer" / "preprocessor.json").is_file()

@@ -26,7 +26,7 @@ import pandas as pd
 
 from dltoolkit.data.rows import seeded_rows
 from dltoolkit.data.tabular import first_row
-from dltoolkit.errors import DataError, DltkError
+from dltoolkit.errors import DataError
 
 TEXT_INFO = "text.json"
 # The standardisation and splitting every vocabulary uses (built-in Keras options only, so a
@@ -75,6 +75,11 @@ class Vocabulary:
     tokens: list[str]  # index 0 padding "", 1 unknown "[UNK]", then commonest first
     max_tokens: int
     column: str
+    # Padding, the unknown token (which an occluded token is read as), ids that are no word.
+    pad_id = 0
+    unknown_id = 1
+    occlusion_id = 1
+    special_ids = frozenset({0})
 
     @classmethod
     def adapt(cls, texts: np.ndarray, size: int, max_tokens: int, column: str) -> Vocabulary:
@@ -116,7 +121,7 @@ class Vocabulary:
 
     def ids(self, texts: np.ndarray) -> np.ndarray:
         """Token ids of ``texts``: int32, ``(len(texts), max_tokens)``."""
-        parts = list(_vectorised(self.layer(), texts, BATCH))
+        parts = list(vectorised(self.layer(), texts, BATCH))
         if not parts:
             return np.zeros((0, self.max_tokens), np.int32)
         return with_a_token(np.concatenate(parts).astype(np.int32))
@@ -124,46 +129,41 @@ class Vocabulary:
     def lengths(self, texts: np.ndarray) -> np.ndarray:
         """Tokens in each of ``texts`` before truncation (batches of 256: each is padded
         to its longest text)."""
-        counts = [np.count_nonzero(ids, axis=1) for ids in _vectorised(self.layer(0), texts, 256)]
+        counts = [np.count_nonzero(ids, axis=1) for ids in vectorised(self.layer(0), texts, 256)]
         return np.concatenate(counts) if counts else np.zeros(0, np.int64)
 
     def facts(self, texts: np.ndarray) -> dict[str, Any]:
         """Vocabulary size, token counts of ``texts`` and the share of them cut at
         ``max_tokens``."""
-        lengths = self.lengths(texts)
-        return {
-            "column": self.column,
-            "vocabulary_size": self.size,
-            "max_tokens": self.max_tokens,
-            "median_tokens": float(np.median(lengths)),
-            "p99_tokens": float(np.percentile(lengths, 99)),
-            "truncated_share": float(np.mean(lengths > self.max_tokens)),
-        }
+        return token_facts(self, texts)
+
+    def unknown_share(self, ids: np.ndarray) -> float:
+        """Share of the tokens read (``ids``, 0 padding) outside the vocabulary."""
+        return token_share(ids, self.unknown_id, self.special_ids)
+
+    def serving(self) -> tuple[Any, Any]:
+        """``(layer, function)``: the TensorFlow function from a batch of raw strings to
+        these token ids (a text of no token reads as one unknown token, as in
+        :meth:`ids`), and the layer the SavedModel tracks."""
+        import tensorflow as tf
+
+        layer = self.layer()
+        layer(tf.constant([""]))  # built (and its lookup table made) before it is tracked
+
+        def tokenise(texts: Any) -> Any:
+            ids = tf.cast(layer(texts), tf.int32)
+            first = tf.where(ids[:, :1] == 0, tf.ones_like(ids[:, :1]), ids[:, :1])
+            return tf.concat([first, ids[:, 1:]], axis=1)
+
+        return layer, tokenise
 
     def save(self, folder: Path) -> None:
         """Write ``text.json`` (column, max_tokens, tokens) into ``folder``."""
-        info = {"column": self.column, "max_tokens": self.max_tokens, "tokens": self.tokens}
+        info = {
+            "kind": "words", "column": self.column, "max_tokens": self.max_tokens,
+            "tokens": self.tokens,
+        }  # fmt: skip
         (Path(folder) / TEXT_INFO).write_text(json.dumps(info, ensure_ascii=False) + "\n")
-
-    @classmethod
-    def load(cls, folder: Path) -> Vocabulary | None:
-        """The vocabulary saved beside a model, or None for a model that takes no text."""
-        path = Path(folder) / TEXT_INFO
-        if not path.is_file():
-            return None
-        info = json.loads(path.read_text())
-        return cls(list(info["tokens"]), int(info["max_tokens"]), str(info["column"]))
-
-    @classmethod
-    def saved_in(cls, folder: Path) -> Vocabulary:
-        """The vocabulary of run directory ``folder``, or a one-line error where it has none."""
-        vocabulary = cls.load(folder)
-        if vocabulary is None:
-            raise DltkError(
-                f"{str(folder)!r} holds no {TEXT_INFO} (the vocabulary a text model reads "
-                "with); train the run again."
-            )
-        return vocabulary
 
 
 class TextLines:
@@ -213,7 +213,7 @@ class TextLines:
         return np.concatenate(parts)
 
 
-def _vectorised(layer: Any, texts: np.ndarray, rows: int) -> Iterator[np.ndarray]:
+def vectorised(layer: Any, texts: np.ndarray, rows: int) -> Iterator[np.ndarray]:
     """``layer``'s token ids of ``texts``, ``rows`` texts at a time, as NumPy arrays."""
     import keras
 
@@ -229,7 +229,25 @@ def with_a_token(ids: np.ndarray) -> np.ndarray:
     return ids
 
 
-def unknown_share(ids: np.ndarray) -> float:
-    """Share of the tokens read (token ids, 0 padding) that are outside the vocabulary."""
-    read = np.count_nonzero(ids)
-    return float(np.count_nonzero(ids == 1) / read) if read else 0.0
+def token_share(ids: np.ndarray, token: int | None, special: Any) -> float:
+    """Share of the tokens in ``ids`` (``special`` ids, such as padding, not counted) that
+    are ``token``: the unknown token's share of the words read."""
+    read = ~np.isin(ids, list(special))
+    count = int(np.count_nonzero(read))
+    if not count or token is None:
+        return 0.0
+    return float(np.count_nonzero(ids[read] == token) / count)
+
+
+def token_facts(tokenizer: Any, texts: np.ndarray) -> dict[str, Any]:
+    """A tokenizer's vocabulary size and ``max_tokens``, the token counts of ``texts``
+    (median, 99th percentile) and the share of them cut at ``max_tokens``."""
+    lengths = tokenizer.lengths(texts)
+    return {
+        "column": tokenizer.column,
+        "vocabulary_size": tokenizer.size,
+        "max_tokens": tokenizer.max_tokens,
+        "median_tokens": float(np.median(lengths)) if len(lengths) else 0.0,
+        "p99_tokens": float(np.percentile(lengths, 99)) if len(lengths) else 0.0,
+        "truncated_share": float(np.mean(lengths > tokenizer.max_tokens)) if len(lengths) else 0.0,
+    }

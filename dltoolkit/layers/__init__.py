@@ -6,8 +6,10 @@ from dltoolkit.layers.clustering import ClusteringLayer, target_distribution
 from dltoolkit.layers.reconstruction import ReconstructionError
 from dltoolkit.layers.series import SeriesFeatures
 from dltoolkit.layers.som import SelfOrganizingMap, SOMSchedule, grid_coordinates, som_layers
+from dltoolkit.layers.text import BackboneInputs
 
 __all__ = [
+    "BackboneInputs",
     "Calibration",
     "ChannelReverse",
     "ClusteringLayer",

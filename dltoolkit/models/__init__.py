@@ -32,6 +32,7 @@ from dltoolkit.models.registry import (
 from dltoolkit.models.rnn import rnn
 from dltoolkit.models.som import som
 from dltoolkit.models.text import text_cnn, text_rnn, text_transformer
+from dltoolkit.models.text_transfer import text_backbone
 from dltoolkit.models.transfer import backbone_of, set_trainable, transfer
 
 
@@ -78,6 +79,7 @@ __all__ = [
     "rnn",
     "set_trainable",
     "som",
+    "text_backbone",
     "text_cnn",
     "text_rnn",
     "text_transformer",

@@ -28,7 +28,8 @@ from dltoolkit.models.registry import MODELS
 from dltoolkit.models.rnn import CELLS
 
 
-def _token_inputs(input_shape: Sequence[int], input_name: str, builder: str) -> keras.KerasTensor:
+def token_inputs(input_shape: Sequence[int], input_name: str, builder: str) -> keras.KerasTensor:
+    """The int32 input of ``(max_tokens,)`` token ids, or a one-line error for other shapes."""
     require(
         len(input_shape) == 1,
         f"{builder} reads token ids of shape (max_tokens,), received input_shape="
@@ -104,7 +105,7 @@ def text_cnn(
     check_activation(activation)
     regularizer = kernel_regularizer(l1, l2)
 
-    inputs = _token_inputs(input_shape, input_name, "text_cnn")
+    inputs = token_inputs(input_shape, input_name, "text_cnn")
     embedded = keras.layers.Embedding(vocabulary_size, embedding_dim, name="embedding")(inputs)
     pooled = []
     for width in kernel_sizes:
@@ -172,7 +173,7 @@ def text_rnn(
     check_rate(dropout, "model.dropout")
     check_activation(activation)
 
-    inputs = _token_inputs(input_shape, input_name, "text_rnn")
+    inputs = token_inputs(input_shape, input_name, "text_rnn")
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")(
         inputs
     )
@@ -247,7 +248,7 @@ def text_transformer(
     check_rate(dropout, "model.dropout")
     check_activation(activation)
 
-    inputs = _token_inputs(input_shape, input_name, "text_transformer")
+    inputs = token_inputs(input_shape, input_name, "text_transformer")
     x = keras_hub.layers.TokenAndPositionEmbedding(
         vocabulary_size, int(input_shape[0]), embedding_dim, mask_zero=True, name="embedding"
     )(inputs)

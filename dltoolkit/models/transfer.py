@@ -28,6 +28,7 @@ from typing import Any, Literal
 import keras
 import numpy as np
 
+from dltoolkit import hub
 from dltoolkit.errors import ConfigError, DltkError
 from dltoolkit.models.arguments import check_rate, check_units, output_layer, require
 from dltoolkit.models.registry import MODELS
@@ -251,38 +252,10 @@ def _application_preprocessing(name: str) -> list[keras.layers.Layer]:
 
 
 def _hub_backbone(preset: str, shape: tuple, weights: Any) -> tuple[list, Any]:
-    try:
-        import keras_hub
-    except ImportError:
-        raise DltkError(
-            "model.backbone hub:... needs keras-hub; install it with pip install 'dltoolkit[hub]'."
-        ) from None
-    local = Path(preset)
-    if not local.exists() and ("/" in preset or preset.startswith(".")):
-        raise DltkError(
-            f"keras-hub preset folder {preset!r} does not exist; pass a folder written by "
-            "save_to_preset, or a preset name."
-        )
-    try:
-        backbone = keras_hub.models.Backbone.from_preset(preset)
-    except Exception as error:  # keras-hub raises many kinds on a failed download
-        text = " ".join(str(error).split())[:200]
-        if local.is_dir():
-            raise DltkError(
-                f"keras-hub preset folder {preset!r} cannot be loaded ({text})."
-            ) from None
-        if "Unknown preset" in text:
-            raise DltkError(
-                f"keras-hub preset {preset!r} is neither a preset name keras-hub knows nor a "
-                "preset folder; name one (e.g. hub:mobilenet_v3_small_100_imagenet) or pass "
-                "the path of a folder saved with save_to_preset."
-            ) from None
-        raise DltkError(
-            f"keras-hub preset {preset!r} is not a local folder and could not be downloaded "
-            f"({type(error).__name__}: {text}); without internet, save it on a machine that "
-            f"has it (keras_hub.models.Backbone.from_preset({preset!r}).save_to_preset(DIR), "
-            "with its image converter) and set model.backbone=hub:DIR."
-        ) from None
+    keras_hub = hub.keras_hub("model.backbone hub:...")
+    backbone = hub.from_preset(
+        keras_hub.models.Backbone.from_preset, preset, "backbone", "mobilenet_v3_small_100_imagenet"
+    )
     layers: list = []
     with contextlib.suppress(Exception):  # a preset without an image converter rescales nothing
         converter = keras_hub.layers.ImageConverter.from_preset(preset)

@@ -10,6 +10,7 @@ Folders are listed again at most once every ``rescan_s`` seconds.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import logging
 import re
@@ -210,12 +211,20 @@ def _not_found(name: str, version: int | None) -> str:
 def _load_saved_model(folder: Path, name: str, version: int) -> Servable:
     import tensorflow as tf
 
+    facts_file = folder / FACTS
+    facts = json.loads(facts_file.read_text()) if facts_file.is_file() else {}
+    for module in facts.get("op_modules", []):  # TensorFlow ops the graph needs registered
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise ValueError(
+                f"its graph uses the ops of {module}, which is not installed; install it "
+                f"(pip install {module.replace('_', '-')})"
+            ) from None
     loaded = tf.saved_model.load(str(folder))
     if SIGNATURE not in loaded.signatures:
         raise ValueError(f"no {SIGNATURE} signature (has {sorted(loaded.signatures)})")
     function = loaded.signatures[SIGNATURE]
     inputs = function.structured_input_signature[1]
     outputs = function.structured_outputs
-    facts_file = folder / FACTS
-    facts = json.loads(facts_file.read_text()) if facts_file.is_file() else {}
     return Servable(name, version, function, dict(inputs), dict(outputs), facts, loaded)

@@ -25,7 +25,8 @@ from dltoolkit.config import DataConfig, RunConfig, fail
 from dltoolkit.data import ArraySplits
 from dltoolkit.data.sources import is_table, parse_source
 from dltoolkit.data.tabular import read_table, split_table, table_from_frame
-from dltoolkit.data.text import Vocabulary, checked_texts, unknown_share
+from dltoolkit.data.text import checked_texts
+from dltoolkit.data.tokenizers import adapted_tokenizer, required_tokenizer
 from dltoolkit.errors import DataError, did_you_mean
 from dltoolkit.interpret import token_figure, token_occlusion
 from dltoolkit.tasks.base import Evaluation
@@ -55,6 +56,10 @@ class TextInputs:
         for key in ("features", "categorical"):
             if getattr(data, key):
                 fail(f"data.{key}", getattr(data, key), "unset: data.text_column is the input")
+        preset = preset_tokenizer(config)
+        if preset and data.tokenizer not in ("words", preset):
+            fail("data.tokenizer", data.tokenizer, f"{preset} (model.backbone's own tokenizer) "
+                 "or words, which then follows model.backbone")  # fmt: skip
 
     # === Data ===
 
@@ -79,14 +84,9 @@ class TextInputs:
         table = table_from_frame(frame, f"{kind}:{location}", data, True, defaults)
         splits = split_table(table, data, config.seed, True, fold, keep)
         if saved is None:
-            vocabulary = Vocabulary.adapt(
-                text_of(splits.train, column),
-                config.data.vocabulary_size,
-                config.data.max_tokens,
-                column,
-            )
+            vocabulary = adapted_tokenizer(data, text_of(splits.train, column))
         else:
-            vocabulary = Vocabulary.saved_in(saved)
+            vocabulary = required_tokenizer(saved)
         return ArraySplits(
             x_train=vocabulary.ids(text_of(splits.train, column)),
             y_train=splits.y_train,
@@ -101,9 +101,13 @@ class TextInputs:
         )
 
     def table_config(self) -> DataConfig:
-        """The data section with the text column as the one (categorical) feature."""
-        column = self.config.data.text_column
-        return dataclasses.replace(self.config.data, features=[column], categorical=[column])
+        """The data section with the text column as the one (categorical) feature, and
+        the tokenizer of a pretrained backbone (``model.backbone: hub:PRESET``)."""
+        data = self.config.data
+        column, tokenizer = data.text_column, preset_tokenizer(self.config) or data.tokenizer
+        return dataclasses.replace(
+            data, features=[column], categorical=[column], tokenizer=tokenizer
+        )
 
     def data_facts(self, data: ArraySplits) -> dict[str, Any]:
         """The classification facts, and the vocabulary and token counts of the texts
@@ -115,7 +119,7 @@ class TextInputs:
         texts = np.concatenate([text_of(getattr(table, s), column) for s in SPLITS])
         facts["text"] = data.text.facts(texts)
         test_ids = data.text.ids(text_of(table.test, column)) if table.sampled else data.x_test
-        facts["text"]["test_unknown_share"] = unknown_share(test_ids)
+        facts["text"]["test_unknown_share"] = data.text.unknown_share(test_ids)
         if table.sampled:  # a streamed table: counted on its samples of rows
             facts["text"]["counted_on_rows"] = len(texts)
         return facts
@@ -211,12 +215,16 @@ class TextInputs:
         )
         rows = spread_over_classes(predicted, count, self.config.seed)
         predicted, ids, texts = predicted[rows], ids[rows], texts[rows]
-        weights = token_occlusion(evaluation.model, ids, predicted, self.config.train.batch_size)
-        names, tokens = data.class_names, data.text.tokens
+        tokenizer = data.text
+        weights = token_occlusion(
+            evaluation.model, ids, predicted, self.config.train.batch_size,
+            tokenizer.occlusion_id, tokenizer.special_ids,
+        )  # fmt: skip
+        names, tokens = data.class_names, tokenizer.tokens
         examples = []
         for index, row in enumerate(rows):
             order = np.argsort(-np.abs(weights[index]), kind="stable")
-            order = [p for p in order if ids[index, p] != 0][:12]
+            order = [p for p in order if ids[index, p] not in tokenizer.special_ids][:12]
             examples.append(
                 {
                     "row": int(row),
@@ -252,6 +260,13 @@ def spread_over_classes(classes: np.ndarray, count: int, seed: int) -> np.ndarra
             if queue and len(chosen) < count:
                 chosen.append(int(queue.pop(0)))
     return np.sort(np.array(chosen, np.int64))
+
+
+def preset_tokenizer(config: RunConfig) -> str | None:
+    """``hub:PRESET`` where the model is a pretrained keras-hub backbone (whose tokenizer
+    the texts must be read with), else None."""
+    backbone = str(config.model.get("backbone") or "")
+    return backbone if backbone.startswith("hub:") else None
 
 
 def text_of(frame: Any, column: str) -> np.ndarray:
