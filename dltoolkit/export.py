@@ -26,6 +26,7 @@ from typing import Any
 
 from dltoolkit import features
 from dltoolkit.config.checks import check_model_name
+from dltoolkit.data.text import TextTokenizer
 from dltoolkit.data.tokenizers import saved_tokenizer
 from dltoolkit.errors import DltkError
 from dltoolkit.models import load_model
@@ -63,8 +64,8 @@ def export_saved_model(
     The ``serving_default`` signature takes the model's named input (for a table: one
     input per raw feature column, run through the ``features.keras`` FeatureSpace saved
     beside the model, missing numbers filled with the training medians; for texts: one
-    ``text`` input of raw strings, tokenised with the ``text.json`` vocabulary saved
-    beside the model) and returns the
+    ``text`` input of raw strings, tokenised as in training by the tokenizer saved
+    beside the model, ``text.json``) and returns the
     task's named outputs (its ``serving_outputs``), for example: ``probabilities``,
     ``class_id``, ``class_name`` (classification); ``probability``, ``class_id``,
     ``class_name`` at the chosen threshold (binary; and scorecard ``points`` where the run
@@ -124,10 +125,10 @@ def _export_here(keras_path: Path, repository: Path, model_name: str, head: dict
 
     model = load_model(keras_path)
     saved_features = features.load(keras_path.parent)
-    vocabulary = saved_tokenizer(keras_path.parent)
+    tokenizer = saved_tokenizer(keras_path.parent)
     tracked: list[Any] = []
-    if vocabulary is not None:
-        signature, prepare, encoder = _text_inputs(vocabulary)
+    if tokenizer is not None:
+        signature, prepare, encoder = _text_inputs(tokenizer)
         tracked.append(encoder)
     elif saved_features is not None:
         space, info = saved_features
@@ -158,7 +159,7 @@ def _export_here(keras_path: Path, repository: Path, model_name: str, head: dict
     temporary = Path(tempfile.mkdtemp(prefix=_export_prefix(os.getpid()), dir=model_dir))
     try:
         archive.write_out(str(temporary), verbose=False)
-        modules = list(getattr(vocabulary, "op_modules", ()))
+        modules = list(tokenizer.op_modules) if tokenizer is not None else []
         _write_serving_facts(temporary, head, saved_features, modules)
         return _publish(temporary, model_dir)
     finally:
@@ -206,7 +207,7 @@ def _table_inputs(space: Any, info: dict[str, Any]) -> tuple[dict, Callable]:
     return signature, prepare
 
 
-def _text_inputs(tokenizer: Any) -> tuple[dict, Callable, Any]:
+def _text_inputs(tokenizer: TextTokenizer) -> tuple[dict, Callable, Any]:
     """One serving input ``text`` of raw strings, tokenised by the run's tokenizer."""
     import tensorflow as tf
 

@@ -41,9 +41,10 @@ def from_preset(
     through keras-hub's ``task`` model, which saves the preprocessing with the weights).
     ``what`` names the object (``text backbone``), ``example`` a preset name to suggest."""
     local = Path(preset)
-    if not local.exists() and ("/" in preset or preset.startswith(".")):
+    if local.is_file() or (not local.exists() and ("/" in preset or preset.startswith("."))):
+        state = "is a file" if local.is_file() else "does not exist"
         raise DltkError(
-            f"keras-hub preset folder {preset!r} does not exist; pass a folder written by "
+            f"keras-hub preset folder {preset!r} {state}; pass a folder written by "
             "save_to_preset, or a preset name."
         )
     try:
@@ -52,7 +53,7 @@ def from_preset(
         text = " ".join(str(error).split())[:200]
         if local.is_dir():
             raise DltkError(
-                f"keras-hub preset folder {preset!r} cannot be loaded as a {what} ({text})."
+                f"keras-hub preset folder {preset!r} cannot be loaded as a {what}: {text}"
             ) from None
         if "Unknown preset" in text:
             raise DltkError(

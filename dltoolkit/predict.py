@@ -22,7 +22,7 @@ import numpy as np
 
 from dltoolkit import features
 from dltoolkit.config import DataConfig
-from dltoolkit.data.text import checked_texts
+from dltoolkit.data.text import TextTokenizer, checked_texts
 from dltoolkit.data.tokenizers import saved_tokenizer
 from dltoolkit.errors import DataError, first_line
 from dltoolkit.models import load_model
@@ -89,9 +89,9 @@ def stream_predictions(
     if whole is not None:
         return PredictionStream(len(whole), "rows", iter([(whole, len(whole))]))
     saved = features.load(Path(model_path).parent)
-    vocabulary = saved_tokenizer(Path(model_path).parent)
-    if vocabulary is not None:
-        inputs = _text_inputs(source, vocabulary, chunk_rows)
+    tokenizer = saved_tokenizer(Path(model_path).parent)
+    if tokenizer is not None:
+        inputs = _text_inputs(source, tokenizer, chunk_rows)
     elif saved is not None:
         inputs = _table_inputs(source, *saved, chunk_rows)
     else:
@@ -243,8 +243,8 @@ def _table_inputs(source: str, space: Any, info: dict[str, Any], chunk_rows: int
     return InputStream(total, unit, chunks())
 
 
-def _text_inputs(source: str, vocabulary: Any, chunk_rows: int) -> InputStream:
-    """The texts of a table's ``vocabulary.column``, checked and tokenised as in training,
+def _text_inputs(source: str, tokenizer: TextTokenizer, chunk_rows: int) -> InputStream:
+    """The texts of a table's ``tokenizer.column``, checked and tokenised as in training,
     a chunk of rows at a time."""
     from dltoolkit.data.sources import parse_source
     from dltoolkit.data.tabular import TABLE_KINDS
@@ -253,9 +253,9 @@ def _text_inputs(source: str, vocabulary: Any, chunk_rows: int) -> InputStream:
     if kind not in TABLE_KINDS:
         raise DataError(
             f"this model takes texts; pass --data csv:PATH or parquet:PATH with a column "
-            f"{vocabulary.column!r}, received {source!r}."
+            f"{tokenizer.column!r}, received {source!r}."
         )
-    column = vocabulary.column
+    column = tokenizer.column
     total, unit, frames = _table_chunks(kind, location, chunk_rows, [column])
 
     def chunks() -> Iterator[Chunk]:
@@ -266,7 +266,7 @@ def _text_inputs(source: str, vocabulary: Any, chunk_rows: int) -> InputStream:
                     f"its columns: {', '.join(map(str, frame.columns[:20]))}."
                 )
             texts = checked_texts(frame[column], source, column)
-            yield Chunk(vocabulary.ids(texts), [str(index) for index in frame.index], progress)
+            yield Chunk(tokenizer.ids(texts), [str(index) for index in frame.index], progress)
 
     return InputStream(total, unit, chunks())
 

@@ -39,6 +39,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,9 +52,9 @@ from dltoolkit.data.sources import parse_source
 from dltoolkit.data.streams import filled_cache_folder
 from dltoolkit.data.table_chunks import ChunkReader, class_order, label_keys, unit_hash
 from dltoolkit.data.tabular import TableSplits, checked_amounts, part_files, positive_last
-from dltoolkit.data.text import TEXT_INFO, TextLines, checked_texts
+from dltoolkit.data.text import TEXT_INFO, TextLines, text_column
 from dltoolkit.data.tokenizers import adapted_tokenizer, required_tokenizer
-from dltoolkit.errors import ConfigError, DataError
+from dltoolkit.errors import ConfigError, DataError, DltkError
 
 # A csv/parquet table larger than this on disk streams under data.cache: auto.
 AUTO_STREAM_BYTES = 512 << 20
@@ -111,8 +112,6 @@ def _scan(reader: ChunkReader) -> _Scan:
     for table, chunk, u, t in reader:
         if reader.classes:
             labels.update(np.unique(label_keys(chunk[table.label], table.source, table.label)))
-        if reader.config.text_column is not None:
-            checked_texts(chunk[reader.config.text_column], table.source, reader.config.text_column)
         missing.update(column for column in table.numeric if chunk[column].isna().any())
         part = chunk[[*table.features, table.label]].copy()
         part["_u"], part["_t"] = u, t
@@ -173,7 +172,9 @@ def load_streamed_table(
 def _encode(config: DataConfig, seed: int, classes: bool, saved: Path | None, folder: Path) -> None:
     """The two passes, writing the splits' files, labels, samples and meta into ``folder``."""
     started = time.perf_counter()
-    reader = ChunkReader(config, seed, classes)
+    column = config.text_column
+    check = None if column is None else lambda chunk, source: text_column(chunk, source, column)
+    reader = ChunkReader(config, seed, classes, check)
     scan = _scan(reader)
     source = config.source
     class_names: list[str] = []
@@ -314,9 +315,9 @@ def _check_splits(y: dict[str, np.ndarray], config: DataConfig, classes: bool, r
 def _cached(folder: Path, config: DataConfig, saved: Path | None) -> ArraySplits:
     """The splits encoded in ``folder``."""
     meta = json.loads((folder / "meta.json").read_text())
-    space = vocabulary = None
+    space = tokenizer = None
     if config.text_column is not None:
-        vocabulary = required_tokenizer(saved if saved is not None else folder)
+        tokenizer = required_tokenizer(saved if saved is not None else folder)
     else:
         space = features.load(saved if saved is not None else folder)[0]  # type: ignore[index]
     width = int(meta["width"])
@@ -348,8 +349,19 @@ def _cached(folder: Path, config: DataConfig, saved: Path | None) -> ArraySplits
     return ArraySplits(
         x_train=x["train"], y_train=y["train"], x_val=x["validation"], y_val=y["validation"],
         x_test=x["test"], y_test=y["test"], class_names=meta["class_names"],
-        source=config.source, table=table, feature_space=space, text=vocabulary,
+        source=config.source, table=table, feature_space=space, text=tokenizer,
     )  # fmt: skip
+
+
+def _folder_stamp(folder: Path) -> list[Any]:
+    """A preset folder's resolved path and its files' sizes and modification times (a
+    preset saved again in the same place encodes anew); nothing for a preset name."""
+    if not folder.is_dir():
+        return []
+    files = sorted(path for path in folder.rglob("*") if path.is_file())
+    stamps = [[str(path.relative_to(folder)), path.stat().st_size, path.stat().st_mtime_ns]
+              for path in files]  # fmt: skip
+    return [str(folder.resolve()), stamps]
 
 
 def _digest(config: DataConfig, seed: int, classes: bool, saved: Path | None) -> str:
@@ -384,7 +396,14 @@ def _digest(config: DataConfig, seed: int, classes: bool, saved: Path | None) ->
     settings.update(seed=seed, classes=classes, format=FORMAT)
     if saved is not None:
         file = Path(saved) / (TEXT_INFO if config.text_column else features.FEATURES_FILE)
+        if not file.is_file():
+            raise DltkError(
+                f"{str(saved)!r} holds no {file.name} (what the model's inputs were encoded "
+                "with); train the run again."
+            )
         stat = file.stat()
         settings["saved"] = [str(Path(saved).resolve()), stat.st_size, stat.st_mtime_ns]
+    if config.text_column and config.tokenizer.startswith("hub:"):
+        settings["preset"] = _folder_stamp(Path(config.tokenizer.removeprefix("hub:")))
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]

@@ -542,3 +542,27 @@ def test_random_json_bodies_never_get_a_5xx(server, body, model) -> None:
     status, answer = call(f"{base}/v1/models/{model}:predict", json.dumps(body))
     assert status in (200, 400, 413), (status, answer)
     assert ("error" in answer) == (status != 200)
+
+
+@pytest.mark.backend_neutral
+def test_a_model_whose_ops_module_is_missing_is_not_loaded_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SavedModel whose facts name a module of TensorFlow ops (tensorflow_text, for a
+    keras-hub tokenizer) has it imported before loading: only a known one, and a missing
+    one is the reason it is not served."""
+    from dltoolkit.serve.repository import OP_MODULES, Repository
+
+    version = tmp_path / "texts" / "1"
+    (version / "assets.extra").mkdir(parents=True)
+    facts = {"task": "text_classification", "op_modules": ["no_such_ops_module"]}
+    (version / "assets.extra" / "dltoolkit.json").write_text(json.dumps(facts))
+    (status,) = Repository(tmp_path).status("texts", None)
+    assert status["state"] == "END"
+    assert "only tensorflow_text is imported" in status["status"]["error_message"]
+    # A known module that is not installed: its package named, at TensorFlow's release.
+    monkeypatch.setitem(OP_MODULES, "no_such_ops_module", "no-such-ops")
+    (status,) = Repository(tmp_path).status("texts", None)
+    message = status["status"]["error_message"]
+    assert "ops of no_such_ops_module, which is not installed" in message
+    assert "pip install no-such-ops==" in message

@@ -398,18 +398,28 @@ def test_a_streamed_text_table_trains_on_ids_and_scores_all_test_rows(
 
 
 @neutral
-def test_a_bad_text_in_a_later_chunk_of_a_streamed_table_names_its_row(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("kind", "change", "settings", "words"),
+    [
+        ("csv", lambda f: f.assign(text=f["text"].where(f.index != 95)), [], "empty at row 97"),
+        ("parquet", lambda f: f.assign(text=np.arange(120) + 100), [], "holds 100 (int) at row 2"),
+        ("csv", None, ["data.text_column=body"], "data.text_column 'body' is not a column"),
+    ],
+)  # fmt: skip
+def test_bad_texts_of_a_streamed_table_are_one_line_naming_the_row(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, kind, change, settings, words
 ) -> None:
     from dltoolkit.data import table_chunks
 
-    monkeypatch.setattr(table_chunks, "CHUNK_ROWS", 40)
-    texts(120).assign(text=lambda f: f["text"].where(f.index != 95)).to_csv(
-        workdir / "texts.csv", index=False
+    monkeypatch.setattr(table_chunks, "CHUNK_ROWS", 40)  # the bad row is in the third chunk
+    frame = texts(120) if change is None else change(texts(120))
+    getattr(frame, f"to_{kind}")(
+        workdir / f"texts.{kind}", **({"index": False} if kind == "csv" else {})
     )
-    arguments = ["--data", "csv:texts.csv", *TINY_TEXT, "--set", "data.cache=disk"]
-    error = one_line_error(invoke("recipe", "complaint-routing", *arguments))
-    assert "is empty at row 97" in error and "texts.csv" in error, error
+    overrides = [argument for setting in settings for argument in ("--set", setting)]
+    arguments = ["--data", f"{kind}:texts.{kind}", *TINY_TEXT, "--set", "data.cache=disk"]
+    error = one_line_error(invoke("recipe", "complaint-routing", *arguments, *overrides))
+    assert words in error and f"texts.{kind}" in error, error
     assert not (workdir / "runs").exists()
 
 
@@ -479,7 +489,7 @@ def test_a_preset_backbone_reads_its_own_tokenizer_in_training_predict_and_servi
     assert facts["tokenizer"].startswith("hub:") and facts["vocabulary_size"] == 32
     # The tokenizer is copied into the run: the preset folder is not needed any more.
     tokenizer = saved_tokenizer(preset_run)
-    assert tokenizer.tokens[:3] == ["[PAD]", "[UNK]", "[CLS]"] and tokenizer.occlusion_id == 4
+    assert tokenizer.tokens[:3] == ["[PAD]", "[UNK]", "[CLS]"] and tokenizer.mask_id == 4
     ids = tokenizer.ids(np.array(["The CARD, café!", ":-)"], object))
     known = tokenizer.tokens.index
     # [CLS] the card [UNK] (",") café ! [SEP], then padding: lower-cased word pieces.
@@ -518,7 +528,7 @@ def test_a_preset_backbone_reads_its_own_tokenizer_in_training_predict_and_servi
         (["model.backbone=hub:bert_tiny_en_uncased"],
          "keras_hub.models.TextClassifier.from_preset('bert_tiny_en_uncased', num_classes=2)"),
         (["model.backbone=hub:./no/such/preset"], "preset folder './no/such/preset' does not"),
-        (["model.backbone=applications:ResNet50"], "is not hub:PRESET"),
+        (["model.backbone=applications:ResNet50"], "model.backbone must be hub:PRESET"),
         (["data.tokenizer=hub:elsewhere"], "data.tokenizer must be hub:bert_tiny_en_uncased"),
         (["data.tokenizer=sentencepiece"], "data.tokenizer must be words, or hub:PRESET"),
     ],
@@ -550,3 +560,29 @@ def test_any_text_builder_can_read_a_presets_word_pieces(workdir: Path) -> None:
 
     embedding = keras.saving.load_model(run / "model.keras").get_layer("embedding")
     assert embedding.input_dim == 32 and (run / "tokenizer" / "preprocessor.json").is_file()
+
+
+@neutral
+def test_a_preset_that_does_not_fit_the_builder_or_the_length_is_one_line(workdir: Path) -> None:
+    """A preset whose padding id is not 0 under a builder that masks id 0, and more tokens
+    than the backbone has positions for: one line each, no run written."""
+    pytest.importorskip("keras_hub")
+    import keras_hub
+
+    texts(60).to_csv(workdir / "texts.csv", index=False)
+    vocabulary = ["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]", "the", "card", "loan"]
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=8)
+    preprocessor.save_to_preset(str(workdir / "padded"))
+    keras_hub.models.BertBackbone(
+        vocabulary_size=8, num_layers=1, num_heads=1, hidden_dim=4, intermediate_dim=4,
+        max_sequence_length=16,
+    ).save_to_preset(str(workdir / "padded"))  # fmt: skip
+    cnn = invoke("recipe", "complaint-routing", "--data", "csv:texts.csv", *TINY_TEXT,
+                 "--set", f"data.tokenizer=hub:{workdir / 'padded'}")  # fmt: skip
+    assert "pads with id 1, builder text_cnn masks id 0" in one_line_error(cnn)
+    backbone = f"model.backbone=hub:{workdir / 'padded'}"
+    long = invoke("recipe", "text-transfer", "--data", "csv:texts.csv", *TINY_TEXT[:10],
+                  "--set", "data.max_tokens=40", "--set", backbone)  # fmt: skip
+    assert "reads at most 16 tokens, data.max_tokens is 40" in one_line_error(long)
+    assert not (workdir / "saved_models").exists()

@@ -52,7 +52,8 @@ def _check_fine_tune(config: RunConfig) -> None:
     if changed and "backbone" not in config.model:
         raise ConfigError(
             "train.fine_tune is set, but the model has no pretrained backbone (builder "
-            f"{config.model.get('builder')!r}); use model.builder=transfer with model.backbone, "
+            f"{config.model.get('builder')!r}); use model.builder=transfer (images) or "
+            "text_backbone (texts) with model.backbone, "
             "or leave train.fine_tune at its defaults."
         )
 

@@ -35,7 +35,8 @@ class ArraySplits:
     # Tables: the raw split (TableSplits) and the FeatureSpace that encoded it.
     table: Any = None
     feature_space: Any = None
-    # Texts: the Vocabulary that turned the table's text column into token ids.
+    # Texts: the tokenizer that turned the table's text column into token ids
+    # (dltoolkit.data.text.TextTokenizer).
     text: Any = None
 
     @property

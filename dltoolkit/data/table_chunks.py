@@ -10,7 +10,7 @@ value. :mod:`dltoolkit.streamed_tables` reads a table twice through it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +80,17 @@ def unit_hash(values: np.ndarray, seed: int) -> np.ndarray:
 class ChunkReader:
     """The chunks of one table, checked as a table in memory is."""
 
-    def __init__(self, config: DataConfig, seed: int, classes: bool):
+    def __init__(
+        self,
+        config: DataConfig,
+        seed: int,
+        classes: bool,
+        check: Callable[[pd.DataFrame, str], Any] | None = None,
+    ):
+        """``check(chunk, source)``: a further check of every chunk as read, before it is
+        checked as a table (which turns its categorical columns into text)."""
         self.config, self.seed, self.classes = config, seed, classes
+        self.check = check or (lambda chunk, source: None)
         self.kind, location = parse_source(config.source)
         self.files = part_files(self.kind, location)
         # Column kinds settled on the first chunk, so that every chunk of both passes
@@ -90,6 +99,7 @@ class ChunkReader:
         file, first = next(chunks(self.kind, self.files[:1], []), (self.files[0], None))
         if first is None or first.empty:
             raise DataError(f"data source {config.source!r} has a header but no rows.")
+        self.check(first, f"{self.kind}:{file}")
         table = table_from_frame(first, f"{self.kind}:{file}", config)
         self.checked = dataclasses.replace(config, categorical=table.categorical)
         self.text_columns = table.categorical
@@ -100,6 +110,7 @@ class ChunkReader:
         start = 0
         for file, chunk in chunks(self.kind, self.files, self.text_columns):
             source = f"{self.kind}:{file}"
+            self.check(chunk, source)
             table = table_from_frame(chunk, source, self.checked)
             if self.config.split_key is not None:
                 if self.config.split_key not in chunk.columns:

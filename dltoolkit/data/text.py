@@ -16,17 +16,17 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from dltoolkit.data.rows import seeded_rows
 from dltoolkit.data.tabular import first_row
-from dltoolkit.errors import DataError
+from dltoolkit.errors import DataError, did_you_mean
 
 TEXT_INFO = "text.json"
 # The standardisation and splitting every vocabulary uses (built-in Keras options only, so a
@@ -35,6 +35,18 @@ STANDARDIZE = "lower_and_strip_punctuation"
 SPLIT = "whitespace"
 # Texts vectorised at a time.
 BATCH = 1024
+
+
+def text_column(frame: pd.DataFrame, source: str, column: str) -> np.ndarray:
+    """The texts of ``frame``'s column ``column`` (:func:`checked_texts`), or a one-line
+    error where there is no such column."""
+    if column not in frame.columns:
+        names = [str(name) for name in frame.columns]
+        raise DataError(
+            f"data.text_column {column!r} is not a column of {source!r}"
+            f"{did_you_mean(column, names)}; its columns: {', '.join(names[:20])}."
+        )
+    return checked_texts(frame[column], source, column)
 
 
 def checked_texts(values: pd.Series, source: str, column: str) -> np.ndarray:
@@ -68,6 +80,46 @@ def checked_texts(values: pd.Series, source: str, column: str) -> np.ndarray:
     return values.to_numpy(dtype=object)
 
 
+class TextTokenizer(Protocol):
+    """What turns texts into the token ids a network reads (:class:`Vocabulary`, or a
+    keras-hub preset's tokenizer: :class:`dltoolkit.data.tokenizers.PresetTokens`)."""
+
+    column: str  # the table column of the texts
+    max_tokens: int  # ids per text: cut or padded to this many
+    pad_id: int  # padding
+    unknown_id: int | None  # a token outside the vocabulary (None: there is none)
+    mask_id: int | None  # the mask token a pretrained backbone learned to fill, if any
+    special_ids: Collection[int]  # ids that are no word of the text (padding, start, end)
+    op_modules: tuple[str, ...]  # modules whose TensorFlow ops the serving function uses
+
+    @property
+    def size(self) -> int:
+        """Token ids there are (the rows of an embedding that reads them)."""
+
+    @property
+    def tokens(self) -> list[str]:
+        """Each id's token."""
+
+    def ids(self, texts: np.ndarray) -> np.ndarray:
+        """Token ids of ``texts``: int32, ``(len(texts), max_tokens)``."""
+
+    def lengths(self, texts: np.ndarray) -> np.ndarray:
+        """Tokens in each of ``texts`` before truncation."""
+
+    def facts(self, texts: np.ndarray) -> dict[str, Any]:
+        """The vocabulary and token counts of ``texts`` (metrics.json's ``data.text``)."""
+
+    def unknown_share(self, ids: np.ndarray) -> float | None:
+        """Share of the tokens read in ``ids`` that the tokenizer did not know."""
+
+    def serving(self) -> tuple[Any, Any]:
+        """``(layer, function)``: the TensorFlow function from raw strings to ids, and
+        the layer a SavedModel tracks."""
+
+    def save(self, folder: Path) -> None:
+        """Write the tokenizer into run directory ``folder`` (``text.json``)."""
+
+
 @dataclass
 class Vocabulary:
     """The tokens of a training split and how many of them a text is read up to."""
@@ -75,11 +127,13 @@ class Vocabulary:
     tokens: list[str]  # index 0 padding "", 1 unknown "[UNK]", then commonest first
     max_tokens: int
     column: str
-    # Padding, the unknown token (which an occluded token is read as), ids that are no word.
+    # Padding, the unknown token (which an occluded token reads as), ids that are no word;
+    # no mask token.
     pad_id = 0
     unknown_id = 1
-    occlusion_id = 1
+    mask_id = None
     special_ids = frozenset({0})
+    op_modules = ()  # TextVectorization's ops are TensorFlow's own
 
     @classmethod
     def adapt(cls, texts: np.ndarray, size: int, max_tokens: int, column: str) -> Vocabulary:
@@ -137,7 +191,7 @@ class Vocabulary:
         ``max_tokens``."""
         return token_facts(self, texts)
 
-    def unknown_share(self, ids: np.ndarray) -> float:
+    def unknown_share(self, ids: np.ndarray) -> float | None:
         """Share of the tokens read (``ids``, 0 padding) outside the vocabulary."""
         return token_share(ids, self.unknown_id, self.special_ids)
 
@@ -158,7 +212,7 @@ class Vocabulary:
         return layer, tokenise
 
     def save(self, folder: Path) -> None:
-        """Write ``text.json`` (column, max_tokens, tokens) into ``folder``."""
+        """Write ``text.json`` (kind ``words``, column, max_tokens, tokens) into ``folder``."""
         info = {
             "kind": "words", "column": self.column, "max_tokens": self.max_tokens,
             "tokens": self.tokens,
@@ -229,17 +283,18 @@ def with_a_token(ids: np.ndarray) -> np.ndarray:
     return ids
 
 
-def token_share(ids: np.ndarray, token: int | None, special: Any) -> float:
+def token_share(ids: np.ndarray, token: int | None, special: Collection[int]) -> float | None:
     """Share of the tokens in ``ids`` (``special`` ids, such as padding, not counted) that
-    are ``token``: the unknown token's share of the words read."""
+    are ``token`` (the unknown token's share of the words read); None for a tokenizer
+    without an unknown token (byte-level pieces read every text)."""
+    if token is None:
+        return None
     read = ~np.isin(ids, list(special))
     count = int(np.count_nonzero(read))
-    if not count or token is None:
-        return 0.0
-    return float(np.count_nonzero(ids[read] == token) / count)
+    return float(np.count_nonzero(ids[read] == token) / count) if count else 0.0
 
 
-def token_facts(tokenizer: Any, texts: np.ndarray) -> dict[str, Any]:
+def token_facts(tokenizer: TextTokenizer, texts: np.ndarray) -> dict[str, Any]:
     """A tokenizer's vocabulary size and ``max_tokens``, the token counts of ``texts``
     (median, 99th percentile) and the share of them cut at ``max_tokens``."""
     lengths = tokenizer.lengths(texts)

@@ -24,14 +24,20 @@ import numpy as np
 
 from dltoolkit import hub
 from dltoolkit.config import DataConfig
-from dltoolkit.data.text import TEXT_INFO, Vocabulary, token_facts, token_share, vectorised
+from dltoolkit.data.text import (
+    TEXT_INFO,
+    TextTokenizer,
+    Vocabulary,
+    token_facts,
+    token_share,
+    vectorised,
+)
 from dltoolkit.errors import DltkError
 
 TOKENIZER_FOLDER = "tokenizer"
-TOKENIZERS = ("words", "hub:PRESET")
 
 
-def adapted_tokenizer(config: DataConfig, train_texts: np.ndarray) -> Vocabulary | PresetTokens:
+def adapted_tokenizer(config: DataConfig, train_texts: np.ndarray) -> TextTokenizer:
     """The tokenizer ``config.tokenizer`` names, for texts read up to ``config.max_tokens``
     tokens: a vocabulary adapted on ``train_texts``, or a preset's."""
     if config.tokenizer == "words":
@@ -43,7 +49,7 @@ def adapted_tokenizer(config: DataConfig, train_texts: np.ndarray) -> Vocabulary
     )
 
 
-def saved_tokenizer(folder: Path) -> Vocabulary | PresetTokens | None:
+def saved_tokenizer(folder: Path) -> TextTokenizer | None:
     """The tokenizer saved in run directory ``folder``, or None for a model without text."""
     path = Path(folder) / TEXT_INFO
     if not path.is_file():
@@ -54,7 +60,7 @@ def saved_tokenizer(folder: Path) -> Vocabulary | PresetTokens | None:
     return PresetTokens.load(Path(folder) / TOKENIZER_FOLDER, info)
 
 
-def required_tokenizer(folder: Path) -> Vocabulary | PresetTokens:
+def required_tokenizer(folder: Path) -> TextTokenizer:
     """:func:`saved_tokenizer`, or a one-line error where ``folder`` holds none."""
     tokenizer = saved_tokenizer(folder)
     if tokenizer is None:
@@ -80,10 +86,7 @@ class PresetTokens:
         oov = getattr(tokenizer, "oov_token", None) or getattr(tokenizer, "unk_token", None)
         self.unknown_id = int(tokenizer.token_to_id(oov)) if oov else None
         mask = getattr(tokenizer, "mask_token_id", None)
-        # An occluded token reads as the mask token where the preset has one (as in its
-        # pretraining), else as an unknown one.
-        fallback = self.unknown_id if self.unknown_id is not None else self.pad_id
-        self.occlusion_id = int(mask) if mask is not None else fallback
+        self.mask_id = int(mask) if mask is not None else None
         self.special_ids = frozenset({self.pad_id, *map(int, tokenizer.special_token_ids)})
         self._tokens: list[str] | None = None
 
@@ -91,23 +94,20 @@ class PresetTokens:
     op_modules = ("tensorflow_text",)
 
     @classmethod
-    def from_preset(
-        cls, location: str, max_tokens: int, column: str, preset: str | None = None
-    ) -> PresetTokens:
-        """The text preprocessor of the preset at ``location`` (a folder or a name), or a
-        one-line error; ``preset`` records where the preset came from (``location``)."""
+    def from_preset(cls, preset: str, max_tokens: int, column: str) -> PresetTokens:
+        """The text preprocessor of ``preset`` (a folder or a name), or a one-line error."""
         keras_hub = hub.keras_hub("data.tokenizer hub:...")
         preprocessor = hub.from_preset(
             lambda name: keras_hub.models.TextClassifierPreprocessor.from_preset(
                 name, sequence_length=max_tokens
             ),
-            location,
-            "text preprocessor (a preset of a text model, with its tokenizer)",
+            preset,
+            "text preprocessor (a text model's preset, with its tokenizer)",
             "bert_tiny_en_uncased",
             "TextClassifier",
             ", num_classes=2",
         )
-        return cls(preprocessor, max_tokens, column, preset or location)
+        return cls(preprocessor, max_tokens, column, preset)
 
     @property
     def tokens(self) -> list[str]:
@@ -126,26 +126,23 @@ class PresetTokens:
     def lengths(self, texts: np.ndarray) -> np.ndarray:
         """Tokens each of ``texts`` packs into before truncation (its start and end tokens
         included)."""
-        import tensorflow as tf
-
         packed = self.ids(np.array([""], object))
         added = int(np.count_nonzero(packed != self.pad_id))
-        counts = []
-        for start in range(0, len(texts), 1024):
-            batch = tf.constant(texts[start : start + 1024].astype(str))
-            pieces = self.preprocessor.tokenizer(batch)
-            if hasattr(pieces, "row_lengths"):
-                counts.append(np.asarray(pieces.row_lengths()))
-            else:  # a list of lists off TensorFlow
-                counts.append(np.array([len(row) for row in pieces]))
+        tokenize = self.preprocessor.tokenizer
+        # keras-hub gives the pieces of an eager call as lists, on every backend.
+        counts = [
+            [len(pieces) for pieces in tokenize(texts[start : start + 1024].astype(str))]
+            for start in range(0, len(texts), 1024)
+        ]
         return np.concatenate(counts) + added if counts else np.zeros(0, np.int64)
 
     def facts(self, texts: np.ndarray) -> dict[str, Any]:
         """Vocabulary size, token counts of ``texts`` and the share cut at ``max_tokens``."""
         return {**token_facts(self, texts), "tokenizer": f"hub:{self.preset}"}
 
-    def unknown_share(self, ids: np.ndarray) -> float:
-        """Share of the tokens read (``ids``) that the tokenizer did not know."""
+    def unknown_share(self, ids: np.ndarray) -> float | None:
+        """Share of the tokens read (``ids``) that the tokenizer did not know (None for
+        byte-level tokenizers, which know every text)."""
         return token_share(ids, self.unknown_id, self.special_ids)
 
     def serving(self) -> tuple[Any, Any]:

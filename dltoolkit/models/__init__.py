@@ -28,6 +28,7 @@ from dltoolkit.models.registry import (
     builder_hyperparameters,
     reads_tokens,
     resolve_model_config,
+    takes_argument,
 )
 from dltoolkit.models.rnn import rnn
 from dltoolkit.models.som import som
@@ -79,6 +80,7 @@ __all__ = [
     "rnn",
     "set_trainable",
     "som",
+    "takes_argument",
     "text_backbone",
     "text_cnn",
     "text_rnn",

@@ -22,6 +22,7 @@ STRUCTURAL_ARGUMENTS = frozenset(
         "input_name",
         "name",
         "vocabulary_size",
+        "pad_id",
     }
 )
 
@@ -41,6 +42,12 @@ def reads_tokens(builder_name: str) -> bool:
     """Whether a builder takes token ids (it is sized by ``vocabulary_size``): a builder
     for the text tasks."""
     return "vocabulary_size" in inspect.signature(MODELS.get(builder_name)).parameters
+
+
+def takes_argument(builder_name: str, argument: str) -> bool:
+    """Whether a builder takes ``argument`` (a structural one the task may supply, such as
+    ``pad_id``: the padding id of a pretrained backbone's tokenizer)."""
+    return argument in inspect.signature(MODELS.get(builder_name)).parameters
 
 
 def resolve_model_config(model: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ def text_backbone(
     output_activation: str | None = None,
     *,
     vocabulary_size: int,
+    pad_id: int = 0,
     preprocessing: keras.layers.Layer | None = None,
     input_name: str = "tokens",
     name: str = "text_backbone",
@@ -48,6 +49,7 @@ def text_backbone(
         output_activation: ``softmax`` or ``sigmoid``.
         vocabulary_size: the tokenizer's vocabulary (the task supplies it); it must be the
             backbone's.
+        pad_id: the tokenizer's padding id (the task supplies it): the padding mask.
         preprocessing: unused (token ids are computed outside the network).
         input_name: name of the input.
         name: model name.
@@ -91,11 +93,12 @@ def text_backbone(
             f"tokenizer gives {vocabulary_size}; the tokenizer must be the preset's: set "
             f"data.tokenizer={backbone} (or leave it at words, which then follows the backbone)."
         )
-    tokenizer = hub.from_preset(
-        keras_hub.tokenizers.Tokenizer.from_preset, location, "tokenizer",
-        "bert_tiny_en_uncased", "TextClassifier", ", num_classes=2",
-    )  # fmt: skip
-    pad_id = int(getattr(tokenizer, "pad_token_id", None) or 0)
+    positions = getattr(pretrained, "max_sequence_length", None)
+    if positions is not None and int(input_shape[0]) > positions:
+        raise DltkError(
+            f"backbone {backbone} reads at most {positions} tokens, data.max_tokens is "
+            f"{input_shape[0]}; set data.max_tokens={positions} or fewer."
+        )
     made = BackboneInputs(list(BACKBONE_INPUTS), pad_id, name="backbone_inputs")(inputs)
     # The backbone as one nested model with the output read (BERT's pooled [CLS] output
     # for "first", where it has one), so that no weight goes without a gradient.

@@ -208,18 +208,29 @@ def _not_found(name: str, version: int | None) -> str:
     return f"Servable not found for request: {request}"
 
 
+# Modules of TensorFlow ops a SavedModel's graph may need imported before it loads (a
+# keras-hub tokenizer's), and the package that installs each.
+OP_MODULES = {"tensorflow_text": "tensorflow-text"}
+
+
 def _load_saved_model(folder: Path, name: str, version: int) -> Servable:
     import tensorflow as tf
 
     facts_file = folder / FACTS
     facts = json.loads(facts_file.read_text()) if facts_file.is_file() else {}
     for module in facts.get("op_modules", []):  # TensorFlow ops the graph needs registered
+        if module not in OP_MODULES:
+            raise ValueError(
+                f"its facts name {module!r} as a module of TensorFlow ops; only "
+                f"{', '.join(OP_MODULES)} is imported (a repository names no code to run)"
+            )
         try:
             importlib.import_module(module)
         except ImportError:
             raise ValueError(
-                f"its graph uses the ops of {module}, which is not installed; install it "
-                f"(pip install {module.replace('_', '-')})"
+                f"its graph uses the ops of {module}, which is not installed; install the "
+                f"release matching TensorFlow {tf.__version__} (pip install "
+                f"{OP_MODULES[module]}=={'.'.join(tf.__version__.split('.')[:2])}.*)"
             ) from None
     loaded = tf.saved_model.load(str(folder))
     if SIGNATURE not in loaded.signatures:

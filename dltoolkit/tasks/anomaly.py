@@ -20,7 +20,8 @@ import numpy as np
 
 from dltoolkit.config import RunConfig, fail
 from dltoolkit.data import ArraySplits
-from dltoolkit.data.streams import decoded_rows, seeded_rows
+from dltoolkit.data.rows import seeded_rows
+from dltoolkit.data.streams import decoded_rows
 from dltoolkit.errors import ConfigError, DataError
 from dltoolkit.layers import ReconstructionError
 from dltoolkit.report.figures import latent_picture

@@ -23,13 +23,8 @@ import numpy as np
 
 from dltoolkit import distribute, training
 from dltoolkit.config import RunConfig, fail
-from dltoolkit.data.streams import (
-    array_chunks,
-    decoded_rows,
-    is_streamed,
-    naming_bad_files,
-    seeded_rows,
-)
+from dltoolkit.data.rows import seeded_rows
+from dltoolkit.data.streams import array_chunks, decoded_rows, is_streamed, naming_bad_files
 from dltoolkit.errors import ConfigError
 from dltoolkit.models import MODELS, backbone_of, reads_tokens, set_trainable
 from dltoolkit.report.figures import Figure
@@ -113,6 +108,9 @@ class Task:
                  "reads token ids: task text_classification or text_binary)")  # fmt: skip
         if not self.reads_text and config.data.text_column is not None:
             fail("data.text_column", config.data.text_column, f"unset for task {self.name} "
+                 "(task text_classification or text_binary reads text)")  # fmt: skip
+        if not self.reads_text and config.data.tokenizer != "words":
+            fail("data.tokenizer", config.data.tokenizer, f"words for task {self.name} "
                  "(task text_classification or text_binary reads text)")  # fmt: skip
         self.check_config(config)
         self.config = config

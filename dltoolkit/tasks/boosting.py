@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from dltoolkit.data.streams import decoded_rows, seeded_rows
+from dltoolkit.data.rows import seeded_rows
+from dltoolkit.data.streams import decoded_rows
 from dltoolkit.tasks.base import flat
 
 # Trees added until the validation log loss has not improved for EARLY_STOPPING rounds.

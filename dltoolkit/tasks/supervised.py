@@ -15,8 +15,9 @@ import numpy as np
 from dltoolkit import features, streamed_tables, training
 from dltoolkit.config import DataConfig, RunConfig, fail
 from dltoolkit.data import ArraySplits, load_dataset
+from dltoolkit.data.rows import seeded_rows
 from dltoolkit.data.sources import is_table
-from dltoolkit.data.streams import as_input, is_streamed, naming_bad_files, seeded_rows
+from dltoolkit.data.streams import as_input, is_streamed, naming_bad_files
 from dltoolkit.errors import ConfigError
 from dltoolkit.interpret import permutation_importance
 from dltoolkit.report import save_test_outputs

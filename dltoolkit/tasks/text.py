@@ -2,10 +2,12 @@
 
 ``task: text_classification`` (softmax over the classes) and ``task: text_binary`` (one
 sigmoid, with the binary task's threshold, calibration, costs and PR-AUC) are the
-classification and binary tasks with text inputs: the text column's vocabulary is adapted
-on the training split (:class:`dltoolkit.data.text.Vocabulary`), the network reads token
-ids (builders ``text_cnn``, ``text_rnn``, ``text_transformer``), and the SavedModel takes the
-raw strings. Baselines are TF-IDF of word 1- and 2-grams with logistic regression and with a
+classification and binary tasks with text inputs: the text column is tokenised by the
+vocabulary adapted on the training split, or by a keras-hub preset's own tokenizer
+(``data.tokenizer``, which follows a pretrained backbone's ``model.backbone``; see
+:mod:`dltoolkit.data.tokenizers`), the network reads token ids (builders ``text_cnn``,
+``text_rnn``, ``text_transformer``, ``text_backbone``), and the SavedModel takes the raw
+strings. Baselines are TF-IDF of word 1- and 2-grams with logistic regression and with a
 linear SVM, on the same split; the report adds which tokens drove a few test predictions
 (occlusion, :func:`dltoolkit.interpret.token_occlusion`).
 """
@@ -25,10 +27,11 @@ from dltoolkit.config import DataConfig, RunConfig, fail
 from dltoolkit.data import ArraySplits
 from dltoolkit.data.sources import is_table, parse_source
 from dltoolkit.data.tabular import read_table, split_table, table_from_frame
-from dltoolkit.data.text import checked_texts
+from dltoolkit.data.text import TextTokenizer, text_column
 from dltoolkit.data.tokenizers import adapted_tokenizer, required_tokenizer
-from dltoolkit.errors import DataError, did_you_mean
+from dltoolkit.errors import DltkError
 from dltoolkit.interpret import token_figure, token_occlusion
+from dltoolkit.models import builder_hyperparameters, takes_argument
 from dltoolkit.tasks.base import Evaluation
 from dltoolkit.tasks.binary import BinaryTask
 from dltoolkit.tasks.classification import ClassificationTask
@@ -57,6 +60,10 @@ class TextInputs:
             if getattr(data, key):
                 fail(f"data.{key}", getattr(data, key), "unset: data.text_column is the input")
         preset = preset_tokenizer(config)
+        builder = config.model.get("builder")
+        if builder and "backbone" in builder_hyperparameters(builder) and preset is None:
+            fail("model.backbone", config.model.get("backbone"), "hub:PRESET, a keras-hub "
+                 "text preset (a folder saved with save_to_preset, or a name)")  # fmt: skip
         if preset and data.tokenizer not in ("words", preset):
             fail("data.tokenizer", data.tokenizer, f"{preset} (model.backbone's own tokenizer) "
                  "or words, which then follows model.backbone")  # fmt: skip
@@ -67,19 +74,14 @@ class TextInputs:
         self, saved: Path | None, fold: tuple[int, int] | None, keep: list[str]
     ) -> ArraySplits:
         """The table read, every text checked, split as configured; token ids of each
-        split from the training split's vocabulary (or the one saved in ``saved``)."""
+        split from the configured tokenizer (adapted on the training split) or the one
+        saved in ``saved``."""
         config = self.config
         column = config.data.text_column
         kind, location = parse_source(config.data.source)
         frame, defaults = read_table(kind, location)
         frame.columns = [str(name) for name in frame.columns]
-        if column not in frame.columns:
-            raise DataError(
-                f"data.text_column {column!r} is not a column of {config.data.source!r}"
-                f"{did_you_mean(column, list(frame.columns))}; its columns: "
-                f"{', '.join(list(frame.columns)[:20])}."
-            )
-        checked_texts(frame[column], config.data.source, column)
+        text_column(frame, config.data.source, column)
         data = self.table_config()
         table = table_from_frame(frame, f"{kind}:{location}", data, True, defaults)
         splits = split_table(table, data, config.seed, True, fold, keep)
@@ -130,14 +132,25 @@ class TextInputs:
         return f"{line}; vocabulary {data.text.size:,} tokens, texts read to {data.text.max_tokens}"
 
     def save_inputs(self, run_dir: Path, data: ArraySplits) -> None:
-        """The vocabulary (``text.json``), which predict and serve tokenise with."""
+        """The tokenizer (``text.json``, and a preset's in ``tokenizer/``), which predict
+        and serve tokenise with."""
         data.text.save(run_dir)
 
     # === The network ===
 
     def build(self, data: ArraySplits) -> keras.Model:
-        """The configured text builder with the task's head and the vocabulary's size."""
+        """The configured text builder with the task's head and the vocabulary's size (and
+        padding id, for a builder that takes one: the others pad with id 0)."""
         head = {**self.head(data), "vocabulary_size": data.text.size}  # type: ignore[attr-defined]
+        builder = self.config.model["builder"]
+        if takes_argument(builder, "pad_id"):
+            head["pad_id"] = data.text.pad_id
+        elif data.text.pad_id != 0:
+            raise DltkError(
+                f"tokenizer {self.table_config().tokenizer} pads with id {data.text.pad_id}, "
+                f"builder {builder} masks id 0 as padding; read its word pieces with "
+                "model.builder=text_backbone, or set data.tokenizer=words."
+            )
         return training.build_network(self.config, data.input_shape, head, None, INPUT_NAME)
 
     # === Baselines ===
@@ -199,14 +212,15 @@ class TextInputs:
         echo: Callable[[str], None],
     ) -> dict[str, Any]:
         """Token occlusion on ``report.explained_texts`` test texts (a seeded draw taking
-        each predicted class in turn): ``tokens.png`` and each text's tokens by weight."""
+        each predicted class in turn): ``tokens.png`` and each text's tokens by weight.
+        Each text's ``row`` counts test rows (of a streamed table: rows of its test
+        sample, whose texts are predicted here)."""
         table, column = data.table, data.text.column
         texts, ids, y, outputs = text_of(table.test, column), data.x_test, data.y_test, None
         if table.sampled:  # a streamed table: texts of its test sample, predicted here
             texts, y = texts[:EXPLAIN_POOL], table.y_test[:EXPLAIN_POOL]
             ids = data.text.ids(texts)
-            outputs = evaluation.model.predict(ids, batch_size=self.config.train.batch_size,
-                                               verbose=0)  # fmt: skip
+            outputs = training.predict_outputs(evaluation.model, ids, self.config.train.batch_size)
         count = min(self.config.report.explained_texts, len(ids))
         if not count:
             return {}
@@ -218,7 +232,7 @@ class TextInputs:
         tokenizer = data.text
         weights = token_occlusion(
             evaluation.model, ids, predicted, self.config.train.batch_size,
-            tokenizer.occlusion_id, tokenizer.special_ids,
+            self.occlusion_id(tokenizer), tokenizer.special_ids,
         )  # fmt: skip
         names, tokens = data.class_names, tokenizer.tokens
         examples = []
@@ -238,6 +252,13 @@ class TextInputs:
             )
         token_figure(examples, run_dir)
         return {"token_occlusion": examples}
+
+    def occlusion_id(self, tokenizer: TextTokenizer) -> int:
+        """The id an occluded token reads as: a pretrained backbone's mask token (which it
+        learned to fill), else the unknown token (padding, for a tokenizer with neither)."""
+        if preset_tokenizer(self.config) is not None and tokenizer.mask_id is not None:
+            return tokenizer.mask_id
+        return tokenizer.unknown_id if tokenizer.unknown_id is not None else tokenizer.pad_id
 
     def predicted_classes(self, outputs: np.ndarray, decision: dict[str, Any] | None) -> np.ndarray:
         """The class each output row is predicted as."""
