@@ -586,3 +586,40 @@ def test_a_preset_that_does_not_fit_the_builder_or_the_length_is_one_line(workdi
                   "--set", "data.max_tokens=40", "--set", backbone)  # fmt: skip
     assert "reads at most 16 tokens, data.max_tokens is 40" in one_line_error(long)
     assert not (workdir / "saved_models").exists()
+
+
+@neutral
+def test_word_pieces_learned_on_the_training_split_read_rare_words_as_pieces(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """data.tokenizer=wordpiece: pieces learned on the training texts, a word never seen
+    whole read as pieces, and dltk predict and the SavedModel (TensorFlow Text's ops) give
+    the Keras model's probabilities."""
+    import keras
+
+    from dltoolkit.data.tokenizers import WordPieces
+
+    train = np.array(["charged charging charges", "the card was charged", "cards"] * 5, object)
+    pieces = WordPieces.adapt(train, 40, 8, "text")
+    assert pieces.tokens[:2] == ["[PAD]", "[UNK]"] and "charged" in pieces.tokens
+    ids = pieces.ids(np.array(["Chart CHARGED, kebab", ":-)"], object))
+    read = [pieces.tokens[i] for i in ids[0] if i]
+    # A word never seen whole is read as pieces; the comma and a word with a letter never
+    # seen are unknown.
+    assert read == ["c", "##h", "##a", "##r", "##t", "charged", "[UNK]", "[UNK]"]
+    assert list(ids[1]) == [1, 1, 1, 0, 0, 0, 0, 0]  # punctuation is read, as unknown pieces
+    pieces.save(tmp_path)
+    assert saved_tokenizer(tmp_path).tokens == pieces.tokens
+
+    texts(90).to_csv(workdir / "texts.csv", index=False)
+    settings = ["--set", "data.tokenizer=wordpiece", "--set", "data.vocabulary_size=60"]
+    run = run_recipe_in(workdir, "complaint-routing", "--data", "csv:texts.csv", *TINY_TEXT,
+                        *settings)  # fmt: skip
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["data"]["text"]["tokenizer"] == "wordpiece"
+    new = [*texts(5, seed=2)["text"], "Café in Zürich: chargeback — 東京"]
+    model = keras.saving.load_model(run / "model.keras")
+    expected = model.predict(saved_tokenizer(run).ids(np.array(new, object)), verbose=0)
+    exported = run.parents[2] / metrics["export"]["path"]
+    served = served_probabilities(exported, new, tmp_path, ", tensorflow_text")
+    np.testing.assert_allclose(served, np.asarray(expected), atol=1e-5)

@@ -87,8 +87,10 @@ def check_values(config: RunConfig) -> None:
         fail("data.split_key", data.split_key, "null with data.split=time (time orders rows)")
     if data.max_tokens < 1:
         fail("data.max_tokens", data.max_tokens, "a positive integer (tokens read per text)")
-    if data.tokenizer != "words" and not re.fullmatch(r"hub:.+", data.tokenizer):
-        fail("data.tokenizer", data.tokenizer, "words, or hub:PRESET (a keras-hub preset)")
+    if data.tokenizer not in ("words", "wordpiece") and not re.fullmatch(r"hub:.+", data.tokenizer):
+        fail(
+            "data.tokenizer", data.tokenizer, "words, wordpiece, or hub:PRESET (a keras-hub preset)"
+        )
     if data.vocabulary_size < 3:
         fail("data.vocabulary_size", data.vocabulary_size, "at least 3 (padding, unknown, a token)")
     if data.split_column is not None and (data.split == "time" or data.folds):

@@ -111,9 +111,10 @@ class DataConfig:
     text_column: str | None = None
     max_tokens: int = 256
     vocabulary_size: int = 20000
-    # What turns texts into tokens: "words" (the vocabulary above) or "hub:PRESET", a
-    # keras-hub preset's own tokenizer (which model.backbone hub:PRESET sets, for a
-    # pretrained text backbone; vocabulary_size then is the preset's).
+    # What turns texts into tokens: "words" (the vocabulary above), "wordpiece" (as many
+    # word pieces learned on the training split) or "hub:PRESET", a keras-hub preset's own
+    # tokenizer (which model.backbone hub:PRESET sets, for a pretrained text backbone;
+    # vocabulary_size then is the preset's).
     tokenizer: str = "words"
     # Tasks forecasting and signal: how a price series becomes windows and targets.
     series: SeriesConfig = field(default_factory=SeriesConfig)

@@ -2,6 +2,10 @@
 
 - ``words`` (the default): the vocabulary of the training split's commonest words
   (:class:`dltoolkit.data.text.Vocabulary`);
+- ``wordpiece``: a WordPiece vocabulary of ``data.vocabulary_size`` word pieces learned
+  on the training split (keras-hub's ``compute_word_piece_vocabulary``): a rare or
+  misspelt word is read as pieces (``over ##draft ##ed``) instead of one unknown token
+  (:class:`WordPieces`);
 - ``hub:PRESET``: a keras-hub preset's own tokenizer (WordPiece for BERT, byte-pair or
   SentencePiece for others) with its start, end and padding tokens, as the preset's text
   classifier preprocessor packs them (:class:`PresetTokens`). A pretrained text backbone
@@ -32,7 +36,7 @@ from dltoolkit.data.text import (
     token_share,
     vectorised,
 )
-from dltoolkit.errors import DltkError
+from dltoolkit.errors import DataError, DltkError
 
 TOKENIZER_FOLDER = "tokenizer"
 
@@ -42,6 +46,10 @@ def adapted_tokenizer(config: DataConfig, train_texts: np.ndarray) -> TextTokeni
     tokens: a vocabulary adapted on ``train_texts``, or a preset's."""
     if config.tokenizer == "words":
         return Vocabulary.adapt(
+            train_texts, config.vocabulary_size, config.max_tokens, config.text_column
+        )
+    if config.tokenizer == "wordpiece":
+        return WordPieces.adapt(
             train_texts, config.vocabulary_size, config.max_tokens, config.text_column
         )
     return PresetTokens.from_preset(
@@ -55,8 +63,10 @@ def saved_tokenizer(folder: Path) -> TextTokenizer | None:
     if not path.is_file():
         return None
     info = json.loads(path.read_text())
-    if info.get("kind", "words") == "words":
-        return Vocabulary(list(info["tokens"]), int(info["max_tokens"]), str(info["column"]))
+    kind = info.get("kind", "words")
+    if kind in ("words", "wordpiece"):
+        found = Vocabulary if kind == "words" else WordPieces
+        return found(list(info["tokens"]), int(info["max_tokens"]), str(info["column"]))
     return PresetTokens.load(Path(folder) / TOKENIZER_FOLDER, info)
 
 
@@ -69,6 +79,64 @@ def required_tokenizer(folder: Path) -> TextTokenizer:
             "train the run again."
         )
     return tokenizer
+
+
+class WordPieces(Vocabulary):
+    """Word pieces learned on the training split: lower-cased, accents stripped, split on
+    whitespace and punctuation, each word read as its longest known pieces (``[PAD]`` is
+    id 0, ``[UNK]`` id 1)."""
+
+    op_modules = ("tensorflow_text",)
+
+    @classmethod
+    def adapt(cls, texts: np.ndarray, size: int, max_tokens: int, column: str) -> WordPieces:
+        """The ``size`` word pieces (``[PAD]`` and ``[UNK]`` among them) that best cover
+        ``texts``, or a one-line error where the texts hold no word at all."""
+        import tensorflow as tf
+
+        keras_hub = hub.keras_hub("data.tokenizer wordpiece")
+        tokens = keras_hub.tokenizers.compute_word_piece_vocabulary(
+            tf.data.Dataset.from_tensor_slices(texts.astype(str)).batch(1024),
+            vocabulary_size=size, lowercase=True, strip_accents=True,
+            reserved_tokens=["[PAD]", "[UNK]"],
+        )  # fmt: skip
+        if len(tokens) <= 2:
+            raise DataError(
+                f"text column {column!r}: the {len(texts)} training texts hold no word to "
+                "learn word pieces from (an empty vocabulary); check data.text_column."
+            )
+        return cls(list(tokens), max_tokens, column)
+
+    def layer(self, sequence_length: int | None = None) -> Any:
+        """keras-hub's WordPiece tokenizer with these pieces: texts to ``sequence_length``
+        ids (``max_tokens`` by default; 0 for each text's own length, as lists)."""
+        keras_hub = hub.keras_hub("data.tokenizer wordpiece")
+        length = self.max_tokens if sequence_length is None else sequence_length or None
+        return keras_hub.tokenizers.WordPieceTokenizer(
+            vocabulary=self.tokens, sequence_length=length, lowercase=True,
+            strip_accents=True, oov_token="[UNK]",
+        )  # fmt: skip
+
+    def lengths(self, texts: np.ndarray) -> np.ndarray:
+        """Word pieces in each of ``texts`` before truncation."""
+        layer = self.layer(0)
+        counts = [
+            [len(pieces) for pieces in layer(texts[start : start + 1024].astype(str))]
+            for start in range(0, len(texts), 1024)
+        ]  # keras-hub gives the pieces of an eager call as lists, on every backend
+        return np.concatenate(counts).astype(np.int64) if counts else np.zeros(0, np.int64)
+
+    def save(self, folder: Path) -> None:
+        """Write ``text.json`` (kind ``wordpiece``, column, max_tokens, pieces)."""
+        info = {
+            "kind": "wordpiece", "column": self.column, "max_tokens": self.max_tokens,
+            "tokens": self.tokens,
+        }  # fmt: skip
+        (Path(folder) / TEXT_INFO).write_text(json.dumps(info, ensure_ascii=False) + "\n")
+
+    def facts(self, texts: np.ndarray) -> dict[str, Any]:
+        """Vocabulary size, piece counts of ``texts`` and the share cut at ``max_tokens``."""
+        return {**token_facts(self, texts), "tokenizer": "wordpiece"}
 
 
 class PresetTokens:
