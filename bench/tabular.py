@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from results import machine, markdown_table, spread, write_section
@@ -45,13 +45,17 @@ SCORES = {
 }
 
 
-def run_once(recipe: str, seed: int, backend: str, root: Path) -> dict:
+def run_once(
+    recipe: str, seed: int, backend: str, root: Path, settings: Sequence[str] = ()
+) -> dict:
+    """``dltk recipe RECIPE`` with ``--set`` ``settings`` in a child process; its metrics."""
     output = root / f"{recipe}-{seed}"
     command = [
         sys.executable, "-m", "dltoolkit", "recipe", recipe, "--backend", backend,
         "--seed", str(seed), "--output", str(output),
         "--set", "export.enabled=false", "--set", "train.verbose=0",
     ]  # fmt: skip
+    command += [argument for setting in settings for argument in ("--set", setting)]
     if recipe in DATA:
         command += ["--data", DATA[recipe]]
     subprocess.run(command, check=True, capture_output=True, env={**os.environ})
@@ -67,7 +71,8 @@ def seeded_runs(
     for recipe in arguments.recipes:
         runs = []
         for seed in arguments.seeds:
-            runs.append(run_once(recipe, seed, arguments.backend, folder))
+            settings = getattr(arguments, "set", None) or ()
+            runs.append(run_once(recipe, seed, arguments.backend, folder, settings))
             print(f"{recipe} seed {seed}: {progress(runs[-1])}", flush=True)
         yield recipe, runs
 

@@ -69,8 +69,8 @@ def facts_of(recipe: str, runs: list[dict]) -> str:
         line += (
             f"; vocabulary {text['vocabulary_size']:,}, median {text['median_tokens']:.0f} "
             f"tokens (99th percentile {text['p99_tokens']:.0f}), {text['truncated_share']:.1%} "
-            f"of texts cut at {text['max_tokens']}, {text['test_unknown_share']:.2%} of test "
-            "tokens outside the vocabulary"
+            f"of texts cut at {text['max_tokens']}, {text['test_unknown_share'] or 0:.2%} of "
+            "test tokens outside the vocabulary"
         )
     epochs = [run["epochs_run"] for run in runs]
     return f"{line}; epochs run {min(epochs)}-{max(epochs)}"
@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=RECIPES)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--backend", default="tensorflow")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="settings for every run (their own RESULTS.md section)")  # fmt: skip
     arguments = parser.parse_args()
     table, facts = [], []
     with tempfile.TemporaryDirectory() as folder:
@@ -103,10 +105,12 @@ def main() -> None:
     )  # fmt: skip
     print(text)
     print("\n".join(facts))
+    changed = f" --set {' '.join(arguments.set)}" if arguments.set else ""
     write_section(
-        SECTION,
+        f"{SECTION}: {', '.join(arguments.set)}" if arguments.set else SECTION,
         f"Measured {machine()}, Keras backend {arguments.backend}, with `python bench/text.py "
-        f"--recipes {' '.join(arguments.recipes)} --seeds {' '.join(map(str, arguments.seeds))}`"
+        f"--recipes {' '.join(arguments.recipes)} --seeds {' '.join(map(str, arguments.seeds))}"
+        f"{changed}`"
         ". Every model is scored on the same test split of each seed (complaint-routing and "
         "product-offer: their datasets' own test sets, so only the validation draw and the "
         "training change with the seed). Scores: complaint-routing accuracy and macro-F1; "

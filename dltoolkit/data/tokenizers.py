@@ -81,6 +81,15 @@ def required_tokenizer(folder: Path) -> TextTokenizer:
     return tokenizer
 
 
+def piece_counts(tokenizer: Any, texts: np.ndarray) -> np.ndarray:
+    """Pieces a keras-hub tokenizer (without a sequence length) cuts each of ``texts`` into."""
+    counts = [
+        [len(pieces) for pieces in tokenizer(texts[start : start + 1024].astype(str))]
+        for start in range(0, len(texts), 1024)
+    ]  # keras-hub gives the pieces of an eager call as lists, on every backend
+    return np.concatenate(counts).astype(np.int64) if counts else np.zeros(0, np.int64)
+
+
 class WordPieces(Vocabulary):
     """Word pieces learned on the training split: lower-cased, accents stripped, split on
     whitespace and punctuation, each word read as its longest known pieces (``[PAD]`` is
@@ -119,12 +128,7 @@ class WordPieces(Vocabulary):
 
     def lengths(self, texts: np.ndarray) -> np.ndarray:
         """Word pieces in each of ``texts`` before truncation."""
-        layer = self.layer(0)
-        counts = [
-            [len(pieces) for pieces in layer(texts[start : start + 1024].astype(str))]
-            for start in range(0, len(texts), 1024)
-        ]  # keras-hub gives the pieces of an eager call as lists, on every backend
-        return np.concatenate(counts).astype(np.int64) if counts else np.zeros(0, np.int64)
+        return piece_counts(self.layer(0), texts)
 
     def save(self, folder: Path) -> None:
         """Write ``text.json`` (kind ``wordpiece``, column, max_tokens, pieces)."""
@@ -196,13 +200,7 @@ class PresetTokens:
         included)."""
         packed = self.ids(np.array([""], object))
         added = int(np.count_nonzero(packed != self.pad_id))
-        tokenize = self.preprocessor.tokenizer
-        # keras-hub gives the pieces of an eager call as lists, on every backend.
-        counts = [
-            [len(pieces) for pieces in tokenize(texts[start : start + 1024].astype(str))]
-            for start in range(0, len(texts), 1024)
-        ]
-        return np.concatenate(counts) + added if counts else np.zeros(0, np.int64)
+        return piece_counts(self.preprocessor.tokenizer, texts) + added
 
     def facts(self, texts: np.ndarray) -> dict[str, Any]:
         """Vocabulary size, token counts of ``texts`` and the share cut at ``max_tokens``."""
