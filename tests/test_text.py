@@ -530,7 +530,7 @@ def test_a_preset_backbone_reads_its_own_tokenizer_in_training_predict_and_servi
         (["model.backbone=hub:./no/such/preset"], "preset folder './no/such/preset' does not"),
         (["model.backbone=applications:ResNet50"], "model.backbone must be hub:PRESET"),
         (["data.tokenizer=hub:elsewhere"], "data.tokenizer must be hub:bert_tiny_en_uncased"),
-        (["data.tokenizer=sentencepiece"], "data.tokenizer must be words, or hub:PRESET"),
+        (["data.tokenizer=sentencepiece"], "data.tokenizer must be words, wordpiece or hub:PRESET"),
     ],
 )  # fmt: skip
 def test_a_text_backbone_that_cannot_be_had_is_one_line(workdir: Path, settings, words) -> None:

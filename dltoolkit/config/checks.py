@@ -89,7 +89,7 @@ def check_values(config: RunConfig) -> None:
         fail("data.max_tokens", data.max_tokens, "a positive integer (tokens read per text)")
     if data.tokenizer not in ("words", "wordpiece") and not re.fullmatch(r"hub:.+", data.tokenizer):
         fail(
-            "data.tokenizer", data.tokenizer, "words, wordpiece, or hub:PRESET (a keras-hub preset)"
+            "data.tokenizer", data.tokenizer, "words, wordpiece or hub:PRESET (a keras-hub preset)"
         )
     if data.vocabulary_size < 3:
         fail("data.vocabulary_size", data.vocabulary_size, "at least 3 (padding, unknown, a token)")
