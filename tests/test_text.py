@@ -623,3 +623,29 @@ def test_word_pieces_learned_on_the_training_split_read_rare_words_as_pieces(
     exported = run.parents[2] / metrics["export"]["path"]
     served = served_probabilities(exported, new, tmp_path, ", tensorflow_text")
     np.testing.assert_allclose(served, np.asarray(expected), atol=1e-5)
+
+
+@neutral
+def test_one_very_long_text_costs_its_own_length_not_every_texts(tmp_path: Path) -> None:
+    """A NumPy unicode array would pad all 300 texts to the longest (200,000 characters,
+    4 bytes each: 240 MB), and a batch of ids padded to it would be as large; adapting,
+    tokenising and counting hold each text as it is."""
+    import tracemalloc
+
+    from dltoolkit.data.tokenizers import WordPieces
+
+    def every_step(texts: np.ndarray) -> None:
+        vocabulary = Vocabulary.adapt(texts, 50, 8, "text")
+        vocabulary.ids(texts)
+        vocabulary.lengths(texts)
+        WordPieces.adapt(texts, 50, 8, "text").ids(texts)
+
+    every_step(np.array(["the card", "a loan"], object))  # TensorFlow's first-call set-up
+    many = np.array(["the card was charged twice"] * 299 + ["loan " * 40_000], object)
+    tracemalloc.start()
+    try:
+        every_step(many)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40 << 20, f"{peak / 2**20:.0f} MiB traced"

@@ -32,6 +32,8 @@ from dltoolkit.data.text import (
     TEXT_INFO,
     TextTokenizer,
     Vocabulary,
+    string_batches,
+    string_tensor,
     token_facts,
     token_share,
     vectorised,
@@ -84,7 +86,7 @@ def required_tokenizer(folder: Path) -> TextTokenizer:
 def piece_counts(tokenizer: Any, texts: np.ndarray) -> np.ndarray:
     """Pieces a keras-hub tokenizer (without a sequence length) cuts each of ``texts`` into."""
     counts = [
-        [len(pieces) for pieces in tokenizer(texts[start : start + 1024].astype(str))]
+        [len(pieces) for pieces in tokenizer(string_tensor(texts[start : start + 1024]))]
         for start in range(0, len(texts), 1024)
     ]  # keras-hub gives the pieces of an eager call as lists, on every backend
     return np.concatenate(counts).astype(np.int64) if counts else np.zeros(0, np.int64)
@@ -101,11 +103,10 @@ class WordPieces(Vocabulary):
     def adapt(cls, texts: np.ndarray, size: int, max_tokens: int, column: str) -> WordPieces:
         """The ``size`` word pieces (``[PAD]`` and ``[UNK]`` among them) that best cover
         ``texts``, or a one-line error where the texts hold no word at all."""
-        import tensorflow as tf
 
         keras_hub = hub.keras_hub("data.tokenizer wordpiece")
         tokens = keras_hub.tokenizers.compute_word_piece_vocabulary(
-            tf.data.Dataset.from_tensor_slices(texts.astype(str)).batch(1024),
+            string_batches(texts, 1024),
             vocabulary_size=size, lowercase=True, strip_accents=True,
             reserved_tokens=["[PAD]", "[UNK]"],
         )  # fmt: skip
